@@ -1,0 +1,83 @@
+"""Admin API: portal settings (S1-S4) and Zoom user settings (S5)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from sqlmodel import Session, col, select
+
+from app.api.deps import AdminAuth, SessionDep
+from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut, ZoomUserPatch
+from app.db import utcnow
+from app.models import Connection, PortalSettings, ZoomUser
+
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
+
+
+def portal_account_ids(session: Session, portal_id: int) -> list[str]:
+    """The Zoom accounts connected to a portal; 404 when the portal is unknown."""
+    ids = session.exec(select(Connection.zoom_account_id).where(Connection.portal_id == portal_id)).all()
+    if not ids:
+        raise HTTPException(404, detail=f"unknown portal {portal_id}")
+    return list(ids)
+
+
+def load_portal_settings(session: Session, portal_id: int) -> PortalSettings:
+    settings = session.get(PortalSettings, portal_id)
+    if settings is None:
+        settings = PortalSettings(portal_id=portal_id)
+        session.add(settings)
+        session.flush()
+    return settings
+
+
+def _settings_out(s: PortalSettings) -> PortalSettingsOut:
+    return PortalSettingsOut.model_validate(s, from_attributes=True)
+
+
+@router.get("/portals/{portal_id}/settings")
+def get_settings(portal_id: int, session: SessionDep) -> PortalSettingsOut:
+    portal_account_ids(session, portal_id)
+    return _settings_out(load_portal_settings(session, portal_id))
+
+
+@router.patch("/portals/{portal_id}/settings", responses={404: {}, 409: {}, 422: {}})
+def patch_settings(portal_id: int, patch: PortalSettingsPatch, session: SessionDep) -> PortalSettingsOut:
+    portal_account_ids(session, portal_id)
+    settings = load_portal_settings(session, portal_id)
+    changes = patch.model_dump(exclude_none=True)
+    global_on = changes.get("global_sync_enabled", settings.global_sync_enabled)
+    if changes.get("webinar_sync_enabled") is True and not global_on:
+        raise HTTPException(409, detail="enable global sync first")
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    settings.updated_at = utcnow()
+    session.add(settings)
+    session.flush()
+    return _settings_out(settings)
+
+
+@router.get("/portals/{portal_id}/zoom-users")
+def list_zoom_users(portal_id: int, session: SessionDep) -> list[ZoomUserOut]:
+    accounts = portal_account_ids(session, portal_id)
+    users = session.exec(
+        select(ZoomUser)
+        .where(col(ZoomUser.zoom_account_id).in_(accounts))
+        .order_by(col(ZoomUser.first_seen_at), col(ZoomUser.zoom_user_id))
+    ).all()
+    return [ZoomUserOut.model_validate(u, from_attributes=True) for u in users]
+
+
+@router.patch("/portals/{portal_id}/zoom-users/{zoom_user_id}", responses={404: {}, 422: {}})
+def patch_zoom_user(portal_id: int, zoom_user_id: str, patch: ZoomUserPatch, session: SessionDep) -> ZoomUserOut:
+    accounts = portal_account_ids(session, portal_id)
+    user = session.exec(
+        select(ZoomUser).where(col(ZoomUser.zoom_account_id).in_(accounts), ZoomUser.zoom_user_id == zoom_user_id)
+    ).first()
+    if user is None:
+        raise HTTPException(404, detail=f"unknown Zoom user {zoom_user_id} for portal {portal_id}")
+    for name, value in patch.model_dump(exclude_none=True).items():
+        setattr(user, name, value)
+    user.updated_at = utcnow()
+    session.add(user)
+    session.flush()
+    return ZoomUserOut.model_validate(user, from_attributes=True)

@@ -1,0 +1,93 @@
+"""Request and response bodies of the admin API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from app.sync.rules import normalize_domain, normalize_email
+
+RecordingSyncMode = Literal["none", "all", "selected"]
+
+
+def _domains(values: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for raw in values:
+        seen[normalize_domain(raw)] = None  # ValueError names the bad value; pydantic adds the field
+    return list(seen)
+
+
+class PortalSettingsOut(BaseModel):
+    portal_id: int
+    global_sync_enabled: bool
+    webinar_sync_enabled: bool
+    recording_sync: RecordingSyncMode
+    recording_sync_users: list[str]
+    exclusion_domains: list[str]
+    recording_exclusion_domains: list[str]
+    contact_exclusion_domains: list[str]
+    updated_at: datetime
+
+
+class PortalSettingsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    global_sync_enabled: bool | None = None
+    webinar_sync_enabled: bool | None = None
+    recording_sync: RecordingSyncMode | None = None
+    recording_sync_users: list[str] | None = None
+    exclusion_domains: list[str] | None = None
+    recording_exclusion_domains: list[str] | None = None
+    contact_exclusion_domains: list[str] | None = None
+
+    @field_validator("exclusion_domains", "recording_exclusion_domains", "contact_exclusion_domains")
+    @classmethod
+    def _normalise_domains(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _domains(value)
+
+    @field_validator("recording_sync_users")
+    @classmethod
+    def _normalise_users(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        out: dict[str, None] = {}
+        for raw in value:
+            item = raw.strip()
+            if not item or len(item) > 320 or any(c.isspace() for c in item):
+                raise ValueError(f"{raw!r} is not a Zoom user id or email")
+            # Emails compare case-insensitively; Zoom user ids are case-sensitive.
+            out[(normalize_email(item) or item) if "@" in item else item] = None
+        return list(out)
+
+
+class ZoomUserOut(BaseModel):
+    zoom_account_id: str
+    zoom_user_id: str
+    email: str | None
+    sync_new_webinars_by_default: bool
+    sync_recordings: bool
+    first_seen_at: datetime
+
+
+class ZoomUserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sync_new_webinars_by_default: bool | None = None
+    sync_recordings: bool | None = None
+
+
+class QueueCounts(BaseModel):
+    pending: int
+    failed: int
+    dead: int
+
+
+class StatusOut(BaseModel):
+    pending: int
+    failed: int
+    dead: int
+    inbox: dict[str, int]
+    outbox: dict[str, int]
+    details: dict[str, Any] = {}

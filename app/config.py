@@ -1,0 +1,74 @@
+"""One Settings class for the whole service, read from the environment (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- CONTRACT.md §1 ---
+    database_url: str = "sqlite:///./data/zoom_hubspot.db"
+    run_worker: bool = True
+    admin_api_token: SecretStr | None = None
+    # Several secrets, comma-separated, so a rotation never rejects in-flight deliveries.
+    zoom_webhook_secret_token: SecretStr | None = None
+    zoom_account_id: str | None = None
+    zoom_client_id: str | None = None
+    zoom_client_secret: SecretStr | None = None
+    zoom_api_base_url: str = "https://api.zoom.us/v2"
+    zoom_oauth_base_url: str = "https://zoom.us"
+    hubspot_portal_id: int | None = None
+    hubspot_access_token: SecretStr | None = None
+    hubspot_api_base_url: str = "https://api.hubapi.com"
+    hubspot_app_id: str | None = None
+    hubspot_client_secret: SecretStr | None = None
+    hubspot_rate_limit_per_10s: int = Field(default=100, ge=1)
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- operational knobs (not part of the contract; documented in the README) ---
+    # None = migrate automatically on SQLite only: the embedded default must start on a fresh
+    # machine, while PostgreSQL deployments migrate as a deliberate one-shot step.
+    auto_migrate: bool | None = None
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_timestamp_tolerance_s: int = 300
+    worker_poll_interval_s: float = Field(default=0.2, gt=0)
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_max_attempts: int = Field(default=8, ge=1)
+    worker_retry_base_s: float = Field(default=2.0, gt=0)
+    worker_lease_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @cached_property
+    def zoom_webhook_secrets(self) -> tuple[str, ...]:
+        if self.zoom_webhook_secret_token is None:
+            return ()
+        parts = (p.strip() for p in self.zoom_webhook_secret_token.get_secret_value().split(","))
+        return tuple(p for p in parts if p)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def has_env_connection(self) -> bool:
+        return bool(self.zoom_account_id) and self.hubspot_portal_id is not None
+
+
+def get_settings() -> Settings:
+    return Settings()

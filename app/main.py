@@ -1,0 +1,58 @@
+"""ASGI entry point: `uvicorn app.main:app`. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import admin_settings, health, zoom_webhooks
+from app.bootstrap import ensure_env_connection
+from app.config import Settings
+from app.db import make_engine
+from app.ingest.inbox_writer import InboxWriter
+from app.logging_setup import configure_logging
+from app.metrics import LatencyMiddleware
+from app.migrations import ensure_schema
+from app.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = settings or Settings()
+        configure_logging(cfg.log_level, cfg.log_format)
+        engine = make_engine(cfg.database_url)
+        try:
+            ensure_schema(engine, cfg.database_url, auto_migrate=cfg.should_auto_migrate)
+            ensure_env_connection(engine, cfg)
+            writer = InboxWriter(engine)
+            writer.start()
+            state = AppState(settings=cfg, engine=engine, inbox_writer=writer)
+            app.state.app_state = state
+            try:
+                log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
+                yield
+            finally:
+                writer.stop()
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Zoom webinars → HubSpot sync",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Syncs Zoom webinar registrations, attendance and recordings into HubSpot.",
+    )
+    app.add_middleware(LatencyMiddleware)
+    app.include_router(zoom_webhooks.router)
+    app.include_router(admin_settings.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()
