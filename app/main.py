@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import admin_settings, health, zoom_webhooks
+from app.api import admin_settings, admin_webinars, health, zoom_webhooks
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
 from app.db import make_engine
@@ -17,6 +18,7 @@ from app.logging_setup import configure_logging
 from app.metrics import LatencyMiddleware
 from app.migrations import ensure_schema
 from app.state import AppState
+from app.worker.runner import build_processor, run_worker_async
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             writer.start()
             state = AppState(settings=cfg, engine=engine, inbox_writer=writer)
             app.state.app_state = state
+            stop = asyncio.Event()
+            worker_task: asyncio.Task[None] | None = None
+            if cfg.run_worker:
+                wake = asyncio.Event()
+                state.extras["wake_worker"] = wake.set
+                worker_task = asyncio.create_task(
+                    run_worker_async(build_processor(engine, cfg), stop, wake, cfg.worker_poll_interval_s),
+                    name="inbox-worker",
+                )
             try:
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
                 yield
             finally:
+                stop.set()
+                if worker_task is not None:
+                    state.extras["wake_worker"]()
+                    await worker_task
                 writer.stop()
         finally:
             engine.dispose()
@@ -51,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware)
     app.include_router(zoom_webhooks.router)
     app.include_router(admin_settings.router)
+    app.include_router(admin_webinars.router)
     app.include_router(health.router)
     return app
 

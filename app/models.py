@@ -87,8 +87,9 @@ class Webinar(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
-    # Ordering of the last applied "metadata" event, so an older webinar.updated never wins.
-    meta_event_ts: int = Field(default=0, sa_type=BigInteger())
+    # event_ts of the event that last set each field: webinar.updated carries only the changed
+    # fields and may arrive out of order, so each field keeps its own "newest wins" clock.
+    field_ts: dict[str, int] = Field(default_factory=dict, sa_type=JSON())
 
 
 class InboxState(StrEnum):
@@ -131,7 +132,10 @@ class AuditEntry(SQLModel, table=True):
     """One line of a webinar's audit log (A1)."""
 
     __tablename__ = "audit_entry"
-    __table_args__ = (Index("ix_audit_entry_webinar", "portal_id", "webinar_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_entry_webinar", "portal_id", "webinar_id", "id"),
+        UniqueConstraint("portal_id", "zoom_account_id", "webinar_id", "aggregate_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     portal_id: int = Field(sa_type=BigInteger())
@@ -142,3 +146,134 @@ class AuditEntry(SQLModel, table=True):
     code: str = Field(max_length=64)
     message: str = Field(sa_type=Text())
     details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
+    # Aggregated entries (one per webinar and cause, kept current) carry a key; events do not.
+    aggregate_key: str | None = Field(default=None, max_length=120)
+
+
+class RegistrationStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    CANCELLED = "cancelled"
+    DENIED = "denied"
+
+
+class Registration(SQLModel, table=True):
+    """A Zoom registrant of a webinar (keyed by Zoom's registrant id)."""
+
+    __tablename__ = "registration"
+    __table_args__ = (Index("ix_registration_email", "zoom_account_id", "webinar_id", "email"),)
+
+    zoom_account_id: str = Field(max_length=64, primary_key=True)
+    webinar_id: str = Field(max_length=32, primary_key=True)
+    registrant_id: str = Field(max_length=64, primary_key=True)
+    email: str | None = Field(default=None, max_length=320)  # normalised; None when Zoom sent none
+    raw_email: str | None = Field(default=None, max_length=320)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default=RegistrationStatus.APPROVED.value, max_length=16)
+    status_event_ts: int = Field(default=0, sa_type=BigInteger())
+    join_url: str | None = Field(default=None, sa_type=Text())
+    source: str = Field(default="webhook", max_length=16)  # webhook | action | sync_now
+    registered_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class AttendanceMark(SQLModel, table=True):
+    """One join or leave of one participant session (from a webhook or a participants report).
+
+    `session_key` identifies one device session (Zoom's participant_uuid / user_id): the join and
+    the leave of a session carry the same one, so pairing inside a session is exact even when a
+    person rejoins or uses two devices. Storing marks (a set) instead of intervals makes
+    duplicates and out-of-order deliveries converge.
+    """
+
+    __tablename__ = "attendance_mark"
+    __table_args__ = (
+        UniqueConstraint("zoom_account_id", "webinar_id", "session_key", "kind", "at"),
+        Index("ix_attendance_mark_person", "zoom_account_id", "webinar_id", "person_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    zoom_account_id: str = Field(max_length=64)
+    webinar_id: str = Field(max_length=32)
+    person_key: str = Field(max_length=400)
+    session_key: str = Field(max_length=200)
+    kind: str = Field(max_length=8)
+    at: datetime = Field(sa_type=UTCDateTime())
+    email: str | None = Field(default=None, max_length=320)
+    registrant_id: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class Recording(SQLModel, table=True):
+    """A webinar recording as Zoom announced it (synced by the recordings feature)."""
+
+    __tablename__ = "recording"
+
+    zoom_account_id: str = Field(max_length=64, primary_key=True)
+    webinar_id: str = Field(max_length=32, primary_key=True)
+    instance_uuid: str = Field(max_length=64, primary_key=True)
+    topic: str | None = Field(default=None, sa_type=Text())
+    host_id: str | None = Field(default=None, max_length=64)
+    host_email: str | None = Field(default=None, max_length=320)
+    start_time: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    duration_minutes: int | None = None
+    share_url: str | None = Field(default=None, sa_type=Text())
+    files: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON())
+    download_token: str | None = Field(default=None, sa_type=Text())
+    last_event_ts: int = Field(default=0, sa_type=BigInteger())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class ExcludedEmail(SQLModel, table=True):
+    """Why a person of a webinar was not synced (A3)."""
+
+    __tablename__ = "excluded_email"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    zoom_account_id: str = Field(max_length=64, primary_key=True)
+    webinar_id: str = Field(max_length=32, primary_key=True)
+    person_key: str = Field(max_length=400, primary_key=True)
+    email: str | None = Field(default=None, max_length=320)
+    reason: str = Field(max_length=32)
+    # registration | attendance: where the person came from (M4 guests are attendance-only)
+    role: str = Field(default="registration", max_length=16)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxOp(SQLModel, table=True):
+    """A planned HubSpot operation: what must be done, never the values (read when sent).
+
+    One row per (portal, kind, target): planning the same target again bumps `planned_version`
+    instead of adding a row, so a burst for one contact coalesces into one operation. The
+    dispatcher records the version it sent; the row is pending while planned > done.
+    """
+
+    __tablename__ = "outbox_op"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "kind", "target_key"),
+        Index("ix_outbox_op_state_next", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    portal_id: int = Field(sa_type=BigInteger())
+    kind: str = Field(max_length=32)
+    target_key: str = Field(max_length=400)
+    zoom_account_id: str = Field(max_length=64)
+    webinar_id: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=320)
+    state: str = Field(default=OutboxState.PENDING.value, max_length=16)
+    planned_version: int = 1
+    done_version: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    last_error: str | None = Field(default=None, sa_type=Text())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())

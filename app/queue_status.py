@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.models import InboxEvent, InboxState
+from app.models import InboxEvent, InboxState, OutboxOp, OutboxState
 
 
-def inbox_counts(session: Session) -> dict[str, int]:
-    rows = session.exec(select(InboxEvent.state, func.count()).group_by(col(InboxEvent.state))).all()
-    counts = {state.value: 0 for state in InboxState}
+def _counts(session: Session, column: Any, states: type[InboxState] | type[OutboxState]) -> dict[str, int]:
+    rows = session.exec(select(column, func.count()).group_by(column)).all()
+    counts = {state.value: 0 for state in states}
     counts.update({state: int(n) for state, n in rows})
     return counts
 
 
+def inbox_counts(session: Session) -> dict[str, int]:
+    return _counts(session, col(InboxEvent.state), InboxState)
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    return _counts(session, col(OutboxOp.state), OutboxState)
+
+
 def status_counts(session: Session) -> dict[str, object]:
+    """`pending` is everything received or planned and not finished: 0 means all work is done."""
     inbox = inbox_counts(session)
-    outbox: dict[str, int] = {}
-    pending = inbox[InboxState.PENDING] + outbox.get("pending", 0)
+    outbox = outbox_counts(session)
     return {
-        "pending": pending,
-        "failed": inbox[InboxState.FAILED] + outbox.get("failed", 0),
-        "dead": inbox[InboxState.DEAD] + outbox.get("dead", 0),
+        "pending": inbox[InboxState.PENDING] + outbox[OutboxState.PENDING],
+        "failed": inbox[InboxState.FAILED] + outbox[OutboxState.FAILED],
+        "dead": inbox[InboxState.DEAD],
         "inbox": inbox,
         "outbox": outbox,
     }

@@ -7,6 +7,7 @@ databases; each test session creates its own database and drops it at the end.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,8 @@ from app.migrations import upgrade_to_head
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES", "") not in ("", "0", "false")
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ADMIN_TOKEN = "test-admin-token"
 ZOOM_SECRET = "test-zoom-secret"

@@ -8,7 +8,8 @@ from sqlmodel import Session, col, select
 from app.api.deps import AdminAuth, SessionDep
 from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut, ZoomUserPatch
 from app.db import utcnow
-from app.models import Connection, PortalSettings, ZoomUser
+from app.models import Connection, PortalSettings, Webinar, ZoomUser
+from app.worker.inbox_processor import enqueue_replan
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
 
@@ -30,6 +31,17 @@ def load_portal_settings(session: Session, portal_id: int) -> PortalSettings:
     return settings
 
 
+def replan_webinars(session: Session, accounts: list[str], host_id: str | None = None) -> int:
+    """Settings changed: every affected webinar is planned again, so what was skipped fills in."""
+    query = select(Webinar.zoom_account_id, Webinar.webinar_id).where(col(Webinar.zoom_account_id).in_(accounts))
+    if host_id is not None:
+        query = query.where(Webinar.host_id == host_id)
+    keys = session.exec(query).all()
+    for account_id, webinar_id in keys:
+        enqueue_replan(session, account_id, webinar_id)
+    return len(keys)
+
+
 def _settings_out(s: PortalSettings) -> PortalSettingsOut:
     return PortalSettingsOut.model_validate(s, from_attributes=True)
 
@@ -42,7 +54,7 @@ def get_settings(portal_id: int, session: SessionDep) -> PortalSettingsOut:
 
 @router.patch("/portals/{portal_id}/settings", responses={404: {}, 409: {}, 422: {}})
 def patch_settings(portal_id: int, patch: PortalSettingsPatch, session: SessionDep) -> PortalSettingsOut:
-    portal_account_ids(session, portal_id)
+    accounts = portal_account_ids(session, portal_id)
     settings = load_portal_settings(session, portal_id)
     changes = patch.model_dump(exclude_none=True)
     global_on = changes.get("global_sync_enabled", settings.global_sync_enabled)
@@ -52,6 +64,8 @@ def patch_settings(portal_id: int, patch: PortalSettingsPatch, session: SessionD
         setattr(settings, name, value)
     settings.updated_at = utcnow()
     session.add(settings)
+    if changes:
+        replan_webinars(session, accounts)
     session.flush()
     return _settings_out(settings)
 
@@ -75,9 +89,12 @@ def patch_zoom_user(portal_id: int, zoom_user_id: str, patch: ZoomUserPatch, ses
     ).first()
     if user is None:
         raise HTTPException(404, detail=f"unknown Zoom user {zoom_user_id} for portal {portal_id}")
-    for name, value in patch.model_dump(exclude_none=True).items():
+    changes = patch.model_dump(exclude_none=True)
+    for name, value in changes.items():
         setattr(user, name, value)
     user.updated_at = utcnow()
     session.add(user)
+    if changes:
+        replan_webinars(session, [user.zoom_account_id], host_id=user.zoom_user_id)
     session.flush()
     return ZoomUserOut.model_validate(user, from_attributes=True)

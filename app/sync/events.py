@@ -1,0 +1,304 @@
+"""Zoom event envelopes turned into typed facts (pure; no I/O).
+
+Tolerant by design: Zoom's payloads vary between events (ids as numbers or strings, emails
+removed for guests, fields only present when changed), so anything missing becomes None and
+only what is needed to key a fact is required.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.ingest.zoom_events import id_str
+from app.sync.rules import classify_webinar, normalize_email
+
+
+class BadEventError(ValueError):
+    """The event can never be processed as it is (it lacks what identifies its subject)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebinarMeta:
+    """Webinar fields carried by an event; `authoritative` ones overwrite, others only fill gaps."""
+
+    account_id: str
+    webinar_id: str
+    event_ts: int
+    fields: dict[str, Any]
+    authoritative: bool
+    host_email: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationFact:
+    account_id: str
+    webinar_id: str
+    event_ts: int
+    registrant_id: str
+    raw_email: str | None
+    first_name: str | None
+    last_name: str | None
+    status: str
+    join_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkFact:
+    account_id: str
+    webinar_id: str
+    kind: str  # join | leave
+    at: datetime
+    person_key: str
+    session_key: str
+    raw_email: str | None
+    registrant_id: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFact:
+    account_id: str
+    webinar_id: str
+    event_ts: int
+    instance_uuid: str
+    topic: str | None
+    host_id: str | None
+    host_email: str | None
+    start_time: datetime | None
+    duration_minutes: int | None
+    share_url: str | None
+    files: list[dict[str, Any]]
+    download_token: str | None
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    event: str
+    meta: WebinarMeta | None = None
+    registration: RegistrationFact | None = None
+    mark: MarkFact | None = None
+    recording: RecordingFact | None = None
+    host_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+_STATUS_BY_EVENT = {
+    "webinar.registration_created": None,  # the registrant's own status (approved or pending)
+    "webinar.registration_approved": "approved",
+    "webinar.registration_cancelled": "cancelled",
+    "webinar.registration_denied": "denied",
+}
+# Fields of a webinar object that the local model keeps, with the event field they come from.
+_META_FIELDS = {
+    "uuid": "uuid",
+    "host_id": "host_id",
+    "topic": "topic",
+    "type": "webinar_type",
+    "start_time": "scheduled_start_at",
+    "duration": "duration_minutes",
+    "timezone": "timezone",
+    "join_url": "join_url",
+    "registration_url": "registration_url",
+}
+
+
+def parse_time(value: object) -> datetime | None:
+    """Zoom times are ISO-8601 (`...Z`); anything unparseable is treated as absent."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _str(value: object, limit: int = 2000) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:limit]
+    return None
+
+
+def _meta_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for src, dst in _META_FIELDS.items():
+        if src not in obj:
+            continue
+        raw = obj[src]
+        if dst in ("webinar_type", "duration_minutes"):
+            value: Any = _int(raw)
+        elif dst == "scheduled_start_at":
+            value = parse_time(raw)
+        else:
+            value = _str(raw)
+        if value is not None:
+            out[dst] = value
+    reason = classify_webinar(obj)
+    if reason is not None:
+        out["unsupported_reason"] = reason[:120]
+    return out
+
+
+def parse_event(raw_body: bytes) -> ParsedEvent:
+    body = json.loads(raw_body)
+    event: str = body["event"]
+    payload = body.get("payload") or {}
+    obj = payload.get("object")
+    if not isinstance(obj, dict):
+        raise BadEventError(f"{event}: payload.object is missing")
+    account_id = _str(payload.get("account_id")) or _str(obj.get("account_id"))
+    if account_id is None:
+        raise BadEventError(f"{event}: payload.account_id is missing")
+    webinar_id = id_str(obj.get("id"))
+    if webinar_id is None or not webinar_id.isdigit():
+        raise BadEventError(f"{event}: object.id is not a webinar id")
+    event_ts = _int(body.get("event_ts")) or 0
+    parsed = ParsedEvent(event=event, host_id=_str(obj.get("host_id"), 64))
+
+    authoritative = event in ("webinar.created", "webinar.updated", "webinar.deleted")
+    fields = _meta_fields(obj)
+    host_email = None
+    operator_id = _str(payload.get("operator_id"))
+    if operator_id is not None and operator_id == parsed.host_id:
+        # The operator of a host's own change is the host: the only place webhooks give its email.
+        host_email = normalize_email(_str(payload.get("operator")))
+    if event.startswith("recording."):
+        host_email = normalize_email(_str(obj.get("host_email"))) or host_email
+        # A recording's uuid/start_time are the instance's, not the scheduled webinar's.
+        fields = {k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at", "duration_minutes")}
+    if event == "webinar.started":
+        started = parse_time(obj.get("start_time")) or _ts_time(event_ts)
+        fields = {k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at")}
+        fields["actual_start_at"] = started
+    if event == "webinar.ended":
+        fields = {k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at")}
+        ended = parse_time(obj.get("end_time")) or _ts_time(event_ts)
+        fields["actual_end_at"] = ended
+        started = parse_time(obj.get("start_time"))
+        if started is not None:
+            fields["actual_start_at"] = started
+    if event.startswith("webinar.participant_"):
+        fields = {k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at")}
+    parsed.meta = WebinarMeta(
+        account_id=account_id,
+        webinar_id=webinar_id,
+        event_ts=event_ts,
+        fields=fields,
+        authoritative=authoritative or event in ("webinar.started", "webinar.ended"),
+        host_email=host_email,
+        deleted=event == "webinar.deleted",
+    )
+
+    if event in _STATUS_BY_EVENT:
+        parsed.registration = _registration(event, account_id, webinar_id, event_ts, obj)
+    elif event in ("webinar.participant_joined", "webinar.participant_left"):
+        parsed.mark = _mark(event, account_id, webinar_id, event_ts, obj)
+    elif event.startswith("recording."):
+        parsed.recording = _recording(account_id, webinar_id, event_ts, obj, _str(body.get("download_token"), 4000))
+    return parsed
+
+
+def _ts_time(event_ts: int) -> datetime | None:
+    return datetime.fromtimestamp(event_ts / 1000, UTC) if event_ts > 0 else None
+
+
+def _registration(
+    event: str, account_id: str, webinar_id: str, event_ts: int, obj: Mapping[str, Any]
+) -> RegistrationFact:
+    reg = obj.get("registrant")
+    if not isinstance(reg, dict):
+        raise BadEventError(f"{event}: object.registrant is missing")
+    registrant_id = _str(reg.get("id"), 64)
+    if registrant_id is None:
+        raise BadEventError(f"{event}: registrant.id is missing")
+    status = _STATUS_BY_EVENT[event] or ("pending" if reg.get("status") == "pending" else "approved")
+    return RegistrationFact(
+        account_id=account_id,
+        webinar_id=webinar_id,
+        event_ts=event_ts,
+        registrant_id=registrant_id,
+        raw_email=_str(reg.get("email"), 320),
+        first_name=_str(reg.get("first_name"), 200),
+        last_name=_str(reg.get("last_name"), 200),
+        status=status,
+        join_url=_str(reg.get("join_url")),
+    )
+
+
+def _mark(event: str, account_id: str, webinar_id: str, event_ts: int, obj: Mapping[str, Any]) -> MarkFact:
+    p = obj.get("participant")
+    if not isinstance(p, dict):
+        raise BadEventError(f"{event}: object.participant is missing")
+    joined = event == "webinar.participant_joined"
+    at = parse_time(p.get("join_time" if joined else "leave_time")) or _ts_time(event_ts)
+    if at is None:
+        raise BadEventError(f"{event}: participant has no {'join' if joined else 'leave'} time")
+    registrant_id = _str(p.get("registrant_id"), 64)
+    raw_email = _str(p.get("email"), 320)
+    name = _str(p.get("user_name"), 200)
+    session = _str(p.get("participant_uuid"), 200) or _str(p.get("user_id"), 200) or _str(p.get("id"), 200)
+    person = person_key(registrant_id, normalize_email(raw_email), name, session)
+    if session is None:
+        # Without a device session id, the person is the session (rejoins still pair in time order).
+        session = person
+    return MarkFact(
+        account_id=account_id,
+        webinar_id=webinar_id,
+        kind="join" if joined else "leave",
+        at=at,
+        person_key=person[:400],
+        session_key=session[:200],
+        raw_email=raw_email,
+        registrant_id=registrant_id,
+        name=name,
+    )
+
+
+def person_key(registrant_id: str | None, email: str | None, name: str | None, session: str | None) -> str:
+    """Who a participant is: the registrant, else the email, else (a guest) the display name."""
+    if registrant_id:
+        return f"r:{registrant_id}"
+    if email:
+        return f"e:{email}"
+    if name:
+        return f"n:{name.lower()}"
+    return f"s:{session or 'unknown'}"
+
+
+def _recording(
+    account_id: str, webinar_id: str, event_ts: int, obj: Mapping[str, Any], download_token: str | None
+) -> RecordingFact:
+    files_raw = obj.get("recording_files")
+    files = [dict(f) for f in files_raw if isinstance(f, dict)] if isinstance(files_raw, list) else []
+    return RecordingFact(
+        account_id=account_id,
+        webinar_id=webinar_id,
+        event_ts=event_ts,
+        instance_uuid=_str(obj.get("uuid"), 64) or f"webinar:{webinar_id}",
+        topic=_str(obj.get("topic")),
+        host_id=_str(obj.get("host_id"), 64),
+        host_email=normalize_email(_str(obj.get("host_email"))),
+        start_time=parse_time(obj.get("start_time")),
+        duration_minutes=_int(obj.get("duration")),
+        share_url=_str(obj.get("share_url")),
+        files=files,
+        download_token=download_token,
+    )

@@ -1,0 +1,265 @@
+"""Turns stored inbox events into the local model, plans and audit entries.
+
+A batch is claimed and processed in ONE transaction together with its effects, and marked done
+in that same transaction: a crash (even kill -9) at any point rolls everything back and the rows
+are simply processed again, so nothing is lost and no effect is applied twice. On PostgreSQL,
+`FOR UPDATE SKIP LOCKED` lets several workers take disjoint batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
+
+from app.db import unit_of_work, utcnow
+from app.metrics import INBOX_PROCESSED
+from app.models import AuditStatus, InboxEvent, InboxState
+from app.sync.events import BadEventError, ParsedEvent, parse_event
+from app.sync.local_model import (
+    Changes,
+    WebinarKey,
+    apply_marks,
+    apply_recordings,
+    apply_registrations,
+    apply_webinar_metas,
+    load_webinars,
+)
+from app.sync.planner import (
+    AuditCode,
+    HubSpotFactsSource,
+    PlanScope,
+    add_audit_event,
+    connections_for,
+    no_hubspot_facts,
+    plan_webinar,
+)
+
+log = logging.getLogger(__name__)
+
+REPLAN_EVENT = "internal.replan"
+
+
+@dataclass
+class BatchOutcome:
+    claimed: int = 0
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    batch_size: int = 200
+    max_attempts: int = 8
+    retry_base_s: float = 2.0
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ProcessorConfig | None = None,
+        hubspot_facts: HubSpotFactsSource = no_hubspot_facts,
+    ) -> None:
+        self.engine = engine
+        self.config = config or ProcessorConfig()
+        self.hubspot_facts = hubspot_facts
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    def run_once(self) -> BatchOutcome:
+        """Process one batch. Returns what happened (claimed == 0 means the inbox is idle)."""
+        try:
+            with unit_of_work(self.engine) as session:
+                rows = self._claim(session)
+                if not rows:
+                    return BatchOutcome()
+                outcome = self._process(session, rows)
+            INBOX_PROCESSED.labels("done").inc(outcome.done)
+            INBOX_PROCESSED.labels("dead").inc(outcome.dead)
+            return outcome
+        except (IntegrityError, OperationalError) as exc:
+            # Lost a race with another worker (same aggregate row, deadlock): nothing was
+            # committed, the rows stay pending and the next round takes them again.
+            log.warning("batch rolled back after a database conflict; retrying", extra={"error": type(exc).__name__})
+            return BatchOutcome(errors=[f"conflict: {type(exc).__name__}"])
+        except Exception:
+            log.exception("batch failed; isolating the failing events")
+            return self._process_one_by_one()
+
+    def _claim(self, session: Session, ids: list[int] | None = None) -> list[InboxEvent]:
+        now = utcnow()
+        stmt = (
+            select(InboxEvent)
+            .where(InboxEvent.state == InboxState.PENDING.value)  # type: ignore[arg-type]
+            .order_by(InboxEvent.id)  # type: ignore[arg-type]
+        )
+        if ids is not None:
+            stmt = stmt.where(InboxEvent.id.in_(ids))  # type: ignore[union-attr]
+        else:
+            stmt = stmt.where(InboxEvent.next_attempt_at <= now).limit(self.config.batch_size)  # type: ignore[operator]
+        if self._skip_locked:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list(session.execute(stmt).scalars().all())
+
+    def _process(self, session: Session, rows: list[InboxEvent]) -> BatchOutcome:
+        outcome = BatchOutcome(claimed=len(rows))
+        parsed: list[tuple[InboxEvent, ParsedEvent]] = []
+        replans: dict[WebinarKey, PlanScope] = {}
+        now = utcnow()
+        for row in rows:
+            if row.event == REPLAN_EVENT:
+                key = _replan_key(row.raw_body)
+                if key is not None:
+                    replans[key] = PlanScope(everyone=True, webinar_changed=True)
+                _finish(row, InboxState.DONE, now)
+                outcome.done += 1
+                continue
+            try:
+                parsed.append((row, parse_event(row.raw_body)))
+            except (BadEventError, ValueError, KeyError, TypeError) as exc:
+                # Malformed for its event type: retrying cannot help. Kept for inspection/replay.
+                _finish(row, InboxState.DEAD, now, error=f"{type(exc).__name__}: {exc}")
+                outcome.dead += 1
+        self._apply_and_plan(session, [p for _, p in parsed], replans)
+        for row, _ in parsed:
+            _finish(row, InboxState.DONE, now)
+            outcome.done += 1
+        return outcome
+
+    def _apply_and_plan(self, session: Session, events: list[ParsedEvent], replans: dict[WebinarKey, PlanScope]) -> None:
+        changes = Changes()
+        metas = [e.meta for e in events if e.meta is not None]
+        webinars = apply_webinar_metas(session, metas, changes)
+        apply_registrations(session, [e.registration for e in events if e.registration is not None], changes)
+        apply_marks(session, [e.mark for e in events if e.mark is not None], changes)
+        apply_recordings(session, [e.recording for e in events if e.recording is not None], changes)
+        session.flush()
+
+        scopes: dict[WebinarKey, PlanScope] = defaultdict(PlanScope)
+        for key, ids in changes.registrants.items():
+            scopes[key].registrant_ids |= ids
+        for key, persons in changes.attendees.items():
+            scopes[key].attendee_keys |= persons
+        for key in changes.webinar_meta_changed | changes.webinars_created:
+            scopes[key].webinar_changed = True
+        for key in changes.webinars_ended:
+            scopes[key].everyone = True  # attendance is final: plan E2 and P1/P4 for everyone
+        for key, scope in replans.items():
+            scopes[key].everyone = True
+            scopes[key].webinar_changed = scopes[key].webinar_changed or scope.webinar_changed
+        missing = [k for k in scopes if k not in webinars]
+        webinars.update(load_webinars(session, missing))
+        for key in sorted(scopes):
+            webinar = webinars.get(key)
+            if webinar is None:
+                continue  # a replan for a webinar never seen: nothing to plan
+            plan_webinar(session, webinar, scopes[key], self.hubspot_facts)
+
+    def _process_one_by_one(self) -> BatchOutcome:
+        """After a batch failed: each event in its own transaction, so one bad event cannot block others."""
+        total = BatchOutcome()
+        with unit_of_work(self.engine) as session:
+            ids = [r.id for r in self._claim(session) if r.id is not None]
+        for event_id in ids:
+            try:
+                with unit_of_work(self.engine) as session:
+                    rows = self._claim(session, [event_id])
+                    if rows:
+                        one = self._process(session, rows)
+                        total.claimed += one.claimed
+                        total.done += one.done
+                        total.dead += one.dead
+            except Exception as exc:
+                log.exception("inbox event failed", extra={"inbox_id": event_id})
+                total.claimed += 1
+                self._record_failure(event_id, exc, total)
+        return total
+
+    def _record_failure(self, event_id: int, exc: Exception, total: BatchOutcome) -> None:
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        with unit_of_work(self.engine) as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.last_error = message
+            if row.attempts >= self.config.max_attempts:
+                row.state = InboxState.FAILED.value
+                row.processed_at = utcnow()
+                total.failed += 1
+                INBOX_PROCESSED.labels("failed").inc()
+                self._audit_failure(session, row, message)
+            else:
+                delay = self.config.retry_base_s * (2 ** (row.attempts - 1))
+                row.next_attempt_at = utcnow() + timedelta(seconds=min(delay, 3600))
+                total.retried += 1
+            total.errors.append(message)
+
+    def _audit_failure(self, session: Session, row: InboxEvent, message: str) -> None:
+        if not row.zoom_account_id:
+            return
+        for conn in connections_for(session, row.zoom_account_id):
+            add_audit_event(
+                session,
+                conn,
+                row.webinar_id,
+                code=AuditCode.SYNC_ERROR,
+                status=AuditStatus.ERROR,
+                message=f"a Zoom event ({row.event}) could not be processed after {row.attempts} attempts",
+                details={"reason": "event_processing_failed", "inbox_id": row.id, "error": message},
+            )
+
+
+def _finish(row: InboxEvent, state: InboxState, now: Any, error: str | None = None) -> None:
+    row.state = state.value
+    row.processed_at = now
+    row.last_error = error
+
+
+def _replan_key(raw: bytes) -> WebinarKey | None:
+    try:
+        body = json.loads(raw)
+        return (str(body["account_id"]), str(body["webinar_id"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def enqueue_replan(session: Session, account_id: str, webinar_id: str) -> None:
+    """Ask the worker to plan a whole webinar again (after a settings change, Sync now, replay)."""
+    now = utcnow()
+    session.add(
+        InboxEvent(
+            delivery_key=f"replan:{uuid.uuid4().hex}",
+            event=REPLAN_EVENT,
+            zoom_account_id=account_id,
+            webinar_id=webinar_id,
+            raw_body=json.dumps({"account_id": account_id, "webinar_id": webinar_id}).encode(),
+            received_at=now,
+            next_attempt_at=now,
+        )
+    )
+
+
+def requeue_failed(engine: Engine, webinar_id: str | None = None) -> int:
+    """Put failed events back in the queue (after a fix, or from Sync now)."""
+    with unit_of_work(engine) as session:
+        stmt = update(InboxEvent).where(InboxEvent.state == InboxState.FAILED.value)  # type: ignore[arg-type]
+        if webinar_id is not None:
+            stmt = stmt.where(InboxEvent.webinar_id == webinar_id)  # type: ignore[arg-type]
+        result = session.execute(
+            stmt.values(state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+

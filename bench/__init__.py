@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that start the service and print figures (not tests)."""

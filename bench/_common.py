@@ -1,0 +1,462 @@
+"""Helpers the benchmarks under ``bench/`` share.
+
+* :data:`bare_app`: a FastAPI app that only reads a POST body and answers ``{"status": "accepted"}``,
+  the reference a service endpoint is compared with (``python -m uvicorn bench._common:bare_app``).
+* Processes: :func:`free_port`, :func:`start_uvicorn` / :func:`uvicorn_server` (a uvicorn subprocess
+  with its own environment, waited on until a readiness URL answers 200).
+* Databases: :func:`temp_sqlite_database` and :func:`temp_postgres_database` (created for one run,
+  removed afterwards).
+* Load: :func:`run_phases` sends prepared requests over a fixed number of keep-alive connections and
+  records per-request latency and status; :func:`percentile` and :class:`LatencySummary` sum it up.
+* :func:`machine_info` describes where the figures were taken.
+
+Importing this module starts nothing and connects to nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+__all__ = [
+    "DEFAULT_PG_ADMIN_URL",
+    "REPO_ROOT",
+    "LatencySummary",
+    "LoadItem",
+    "LoadResult",
+    "PhaseBuilder",
+    "ServerStartError",
+    "UvicornProcess",
+    "bare_app",
+    "free_port",
+    "machine_info",
+    "percentile",
+    "run_async",
+    "run_phases",
+    "start_uvicorn",
+    "temp_postgres_database",
+    "temp_sqlite_database",
+    "uvicorn_server",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The project root: the working directory of every server subprocess."""
+
+DEFAULT_PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""libpq URL of a database the benchmark may connect to in order to create and drop its own."""
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------------------------------
+# The bare reference app
+# --------------------------------------------------------------------------------------------------
+
+bare_app = FastAPI(title="bench: bare reference app", openapi_url=None, docs_url=None, redoc_url=None)
+"""Reads the POST body and answers 200 ``{"status": "accepted"}``: the cost of FastAPI + uvicorn alone."""
+
+
+@bare_app.post("/webhooks/zoom")
+async def _bare_webhook(request: Request) -> JSONResponse:
+    await request.body()
+    return JSONResponse({"status": "accepted"})
+
+
+@bare_app.get("/readyz")
+async def _bare_ready() -> JSONResponse:
+    return JSONResponse({"status": "ready"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Server subprocesses
+# --------------------------------------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it; a tiny race with other programs remains)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerStartError(RuntimeError):
+    """A server subprocess died or did not become ready in time; the message carries its stderr."""
+
+
+@dataclass
+class UvicornProcess:
+    """A running ``python -m uvicorn`` subprocess; its stdout and stderr go to files in ``log_dir``."""
+
+    name: str
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_dir: Path
+    _stderr_final: str | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stderr_text(self) -> str:
+        """Everything the process wrote to stderr so far (or until :meth:`stop`)."""
+        if self._stderr_final is not None:
+            return self._stderr_final
+        try:
+            return (self.log_dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (uvicorn then runs the app's shutdown), SIGKILL after ``timeout`` s; removes the logs
+        once their text is kept for :meth:`stderr_text`. Returns the exit code. Safe to call twice."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._stderr_final is None:
+            self._stderr_final = self.stderr_text()
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+        return self.process.returncode
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    kept = text.rstrip().splitlines()[-lines:]
+    return "\n".join(kept) if kept else "(stderr is empty)"
+
+
+def start_uvicorn(
+    app: str,
+    *,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "/readyz",
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    cwd: Path = REPO_ROOT,
+    timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
+    unset_env: Sequence[str] = (),
+) -> UvicornProcess:
+    """Start ``python -m uvicorn APP`` (one process, no access log, log level warning) and wait until
+    ``GET ready_path`` answers 200.
+
+    ``env`` is added to (and overrides) this process's environment; names in ``unset_env`` are removed
+    from it. Raises :class:`ServerStartError`
+    with the tail of the subprocess's stderr when it exits early or is not ready within ``timeout`` s.
+    """
+    port = free_port(host) if port is None else port
+    log_dir = Path(tempfile.mkdtemp(prefix=f"bench_{name}_logs_"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        *extra_args,
+    ]
+    removed = set(unset_env)
+    full_env = {k: v for k, v in os.environ.items() if k not in removed}
+    full_env.update(env or {})
+    with (log_dir / "stdout.log").open("wb") as out, (log_dir / "stderr.log").open("wb") as err:
+        process = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=err)
+    server = UvicornProcess(name=name, host=host, port=port, process=process, log_dir=log_dir)
+    try:
+        _wait_ready(server, ready_path, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_ready(server: UvicornProcess, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
+        while True:
+            code = server.process.poll()
+            if code is not None:
+                raise ServerStartError(
+                    f"{server.name} exited with code {code} before it was ready; stderr:\n"
+                    f"{_tail(server.stderr_text())}"
+                )
+            try:
+                response = client.get(path)
+                if response.status_code == 200:
+                    return
+                last = f"GET {path} -> {response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = f"GET {path} -> {type(exc).__name__}"
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"{server.name} not ready after {timeout:.0f} s ({last}); stderr:\n"
+                    f"{_tail(server.stderr_text())}"
+                )
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def uvicorn_server(app: str, *, name: str, **kwargs: Any) -> Iterator[UvicornProcess]:
+    """:func:`start_uvicorn` as a context manager: the process is stopped on exit, whatever happens."""
+    server = start_uvicorn(app, name=name, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Temporary databases
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def temp_sqlite_database(prefix: str = "bench") -> Iterator[str]:
+    """A SQLAlchemy URL of a SQLite file in a fresh temporary directory, removed (with the WAL files)
+    on exit."""
+    directory = tempfile.mkdtemp(prefix=f"{prefix}_")
+    try:
+        yield f"sqlite:///{directory}/bench.db"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temp_postgres_database(prefix: str = "bench", admin_url: str = DEFAULT_PG_ADMIN_URL) -> Iterator[str]:
+    """Create database ``{prefix}_{random hex}`` on the server of ``admin_url`` (a libpq URL) and yield its
+    SQLAlchemy URL (``postgresql+psycopg://...``); drop it on exit, closing any connection left open."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Load generation
+# --------------------------------------------------------------------------------------------------
+
+LoadItem = tuple[bytes, Mapping[str, str]]
+"""One POST to send: the body bytes and the request headers."""
+
+PhaseBuilder = Callable[[], Sequence[LoadItem]]
+"""Builds a phase's requests when the phase starts (e.g. to sign them with a fresh timestamp)."""
+
+
+@dataclass
+class LoadResult:
+    """What one phase of load observed. Latencies are in seconds, one per request that got an answer or
+    failed (a transport error counts with the time it took to fail)."""
+
+    requests: int
+    elapsed_s: float
+    latencies_s: list[float]
+    status_codes: Counter[int]
+    errors: Counter[str]
+    bodies: Counter[bytes]
+    """Response bodies of the 200 answers, counted (a server answering the same few bodies stays small)."""
+
+    @property
+    def throughput(self) -> float:
+        """Requests per second over the phase's wall-clock time."""
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else math.nan
+
+    @property
+    def non_200(self) -> int:
+        """Answers other than 200, plus transport errors."""
+        return self.requests - self.status_codes.get(200, 0)
+
+    def latency(self) -> LatencySummary:
+        return LatencySummary.of(self.latencies_s)
+
+
+async def _run_phase(client: httpx.AsyncClient, path: str, items: Sequence[LoadItem], concurrency: int) -> LoadResult:
+    work: asyncio.Queue[LoadItem] = asyncio.Queue()
+    for item in items:
+        work.put_nowait(item)
+    latencies: list[float] = []
+    codes: Counter[int] = Counter()
+    errors: Counter[str] = Counter()
+    bodies: Counter[bytes] = Counter()
+    perf = time.perf_counter
+
+    async def consumer() -> None:
+        while True:
+            try:
+                body, headers = work.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = perf()
+            try:
+                response = await client.post(path, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                latencies.append(perf() - started)
+                errors[type(exc).__name__] += 1
+                continue
+            latencies.append(perf() - started)
+            codes[response.status_code] += 1
+            if response.status_code == 200:
+                bodies[response.content] += 1
+
+    began = perf()
+    await asyncio.gather(*(consumer() for _ in range(concurrency)))
+    elapsed = perf() - began
+    return LoadResult(len(items), elapsed, latencies, codes, errors, bodies)
+
+
+def _fast_fail_sniffio_import() -> None:
+    """httpcore 1.0.x imports ``sniffio`` inside every lock/semaphore set-up and falls back to asyncio when
+    that import fails; anyio >= 4.11 no longer installs sniffio, and Python does not cache failed imports, so
+    each request then scans ``sys.path`` again (encode/httpcore discussion #1102, PR #1103). That made the
+    load generator, not the server, the bottleneck. When sniffio is absent, a ``None`` entry in
+    ``sys.modules`` makes the import fail at once, with the same outcome (asyncio)."""
+    if "sniffio" in sys.modules:
+        return
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+async def run_phases(
+    base_url: str,
+    path: str,
+    phases: Sequence[PhaseBuilder],
+    *,
+    concurrency: int,
+    timeout: float = 30.0,
+) -> list[LoadResult]:
+    """Send each phase's requests in turn with one ``httpx.AsyncClient`` (HTTP/1.1, at most ``concurrency``
+    keep-alive connections): ``concurrency`` tasks take requests from one shared queue until it is empty.
+    Connections opened by an earlier phase (a warm-up) are reused by the later ones. A phase's requests
+    are built by its builder just before the phase starts. Returns one :class:`LoadResult` per phase."""
+    _fast_fail_sniffio_import()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    results: list[LoadResult] = []
+    async with httpx.AsyncClient(
+        base_url=base_url, http1=True, http2=False, limits=limits, timeout=timeout
+    ) as client:
+        for build in phases:
+            results.append(await _run_phase(client, path, build(), concurrency))
+    return results
+
+
+def event_loop_name() -> str:
+    """The event loop :func:`run_async` uses: ``uvloop`` when installed, else ``asyncio``."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_async(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to completion on uvloop when available (a lighter load generator), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+# --------------------------------------------------------------------------------------------------
+# Statistics and the machine
+# --------------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float, *, presorted: bool = False) -> float:
+    """The ``q``-th percentile (0 <= q <= 100) by linear interpolation between closest ranks (NumPy's
+    default method); ``nan`` for no values. Pass ``presorted=True`` when ``values`` is sorted ascending."""
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within [0, 100], got {q}")
+    if not values:
+        return math.nan
+    ordered = values if presorted else sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Latency figures in milliseconds."""
+
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, latencies_s: Sequence[float]) -> LatencySummary:
+        ordered = sorted(latencies_s)
+        if not ordered:
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+
+        def ms(q: float) -> float:
+            return percentile(ordered, q, presorted=True) * 1000.0
+
+        return cls(
+            count=len(ordered),
+            mean_ms=sum(ordered) / len(ordered) * 1000.0,
+            p50_ms=ms(50),
+            p95_ms=ms(95),
+            p99_ms=ms(99),
+            max_ms=ordered[-1] * 1000.0,
+        )
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count (logical, and usable by this process), Python version and implementation, platform."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count() or 0
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_usable": usable,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "client_event_loop": event_loop_name(),
+    }

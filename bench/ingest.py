@@ -1,0 +1,429 @@
+"""Webhook ingest benchmark: how fast ``POST /webhooks/zoom`` stores deliveries, against a bare FastAPI app.
+
+    python bench/ingest.py [--requests 20000] [--concurrency 32] [--db sqlite|postgresql|both] [--json out.json]
+
+For each database (a fresh SQLite file, and/or a fresh PostgreSQL database that is dropped afterwards):
+
+1. the bare reference app (``bench._common:bare_app``: reads the body, answers 200) and then the service
+   (``app.main:app``, one uvicorn process, ``RUN_WORKER=false``) are started on free localhost ports;
+2. each gets the same warm-up deliveries (not counted), then the same N measured ones, all distinct signed
+   ``webinar.participant_joined`` deliveries, over ``--concurrency`` keep-alive HTTP/1.1 connections;
+3. the inbox is checked by SQL: every measured delivery stored exactly once, nothing else stored.
+
+Printed per database: requests/s of both, the ratio service / bare, the service's latency percentiles,
+non-200 answers, the stored counts, and PASS/MISS against the targets (ratio >= 0.5 on SQLite,
+p99 <= 50 ms, zero lost or duplicated). The load generator runs on the same machine as the server, so
+the two compete for the same cores; the output says so. This is a benchmark, not a test: it exits 0
+whatever the figures are (1 only if it could not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from app.ingest.zoom_events import delivery_key, parse_envelope  # noqa: E402
+from app.sandbox.zoom_webhooks import Envelope, WebinarScenario, make_delivery  # noqa: E402
+from bench._common import (  # noqa: E402
+    DEFAULT_PG_ADMIN_URL,
+    LatencySummary,
+    LoadItem,
+    LoadResult,
+    machine_info,
+    run_async,
+    run_phases,
+    temp_postgres_database,
+    temp_sqlite_database,
+    uvicorn_server,
+)
+
+WEBHOOK_PATH = "/webhooks/zoom"
+EVENT = "webinar.participant_joined"
+TARGET_RATIO_SQLITE = 0.5
+TARGET_P99_MS = 50.0
+# The service refuses x-zm-request-timestamp older than 300 s; a phase that runs longer than this would
+# start getting 401s, so it is reported.
+SIGNATURE_WINDOW_S = 300
+UNSET_ENV = (
+    "ZOOM_ACCOUNT_ID",
+    "ZOOM_CLIENT_ID",
+    "ZOOM_CLIENT_SECRET",
+    "HUBSPOT_PORTAL_ID",
+    "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_APP_ID",
+    "HUBSPOT_CLIENT_SECRET",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Deliveries
+# --------------------------------------------------------------------------------------------------
+
+
+def build_envelopes(count: int, *, seed: int) -> list[Envelope]:
+    """``count`` distinct ``webinar.participant_joined`` envelopes of one live webinar: every participant is
+    new (own ``user_id``, ``participant_uuid`` and email) and every ``event_ts`` differs (1 ms apart)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    scenario = WebinarScenario(
+        account_id="bench_ingest_account",
+        webinar_id="81234567890",
+        host_id="bench_host",
+        host_email="host@bench.example.com",
+        topic="Ingest benchmark webinar",
+        start=start,
+        duration_minutes=120,
+        seed=seed,
+    )
+    out: list[Envelope] = []
+    for i in range(count):
+        guest = scenario.guest(f"Bench Attendee {i}")
+        attendee = replace(guest, email=f"attendee{i}@bench{i % 50}.example.com")
+        out.append(scenario.join(attendee, at=start + timedelta(seconds=5, milliseconds=i)))
+    return out
+
+
+def sign_all(secret: str, envelopes: Sequence[Envelope]) -> list[LoadItem]:
+    """Serialise and sign every envelope with one timestamp: now (so the phase has the full 300 s)."""
+    now = int(time.time())
+    items: list[LoadItem] = []
+    for envelope in envelopes:
+        delivery = make_delivery(secret, envelope, timestamp=now)
+        items.append((delivery.body, delivery.headers))
+    return items
+
+
+def expected_keys(secret: str, envelopes: Sequence[Envelope]) -> list[str]:
+    """The inbox ``delivery_key`` of each envelope, computed by the service's own function (the key depends
+    on the content only, not on the signature or timestamp)."""
+    return [delivery_key(parse_envelope(body)) for body, _ in sign_all(secret, envelopes)]
+
+
+# --------------------------------------------------------------------------------------------------
+# One database
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerFigures:
+    requests: int
+    elapsed_s: float
+    requests_per_s: float
+    non_200: int
+    status_codes: dict[str, int]
+    errors: dict[str, int]
+    answers: dict[str, int]
+    latency_ms: LatencySummary
+
+    @classmethod
+    def of(cls, result: LoadResult) -> ServerFigures:
+        return cls(
+            requests=result.requests,
+            elapsed_s=result.elapsed_s,
+            requests_per_s=result.throughput,
+            non_200=result.non_200,
+            status_codes={str(k): v for k, v in sorted(result.status_codes.items())},
+            errors=dict(result.errors),
+            answers={_answer(body): n for body, n in result.bodies.most_common()},
+            latency_ms=result.latency(),
+        )
+
+
+def _answer(body: bytes) -> str:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return body[:80].decode("utf-8", "replace")
+    if isinstance(decoded, dict) and isinstance(decoded.get("status"), str):
+        return str(decoded["status"])
+    return body[:80].decode("utf-8", "replace")
+
+
+@dataclass
+class StoredCheck:
+    rows: int
+    distinct_keys: int
+    expected_rows: int
+    measured_stored: int
+    lost: int
+    duplicated: int
+    unexpected: int
+
+
+@dataclass
+class DatabaseRun:
+    database: str
+    bare: ServerFigures
+    service: ServerFigures
+    warmup_bare: ServerFigures
+    warmup_service: ServerFigures
+    ratio: float
+    stored: StoredCheck
+    service_stderr_tail: list[str]
+    targets: dict[str, bool | None]
+
+
+def check_stored(database_url: str, measured: set[str], warmup: set[str]) -> StoredCheck:
+    """Count what the inbox holds, by SQL. Warm-up deliveries are stored too (they are real, distinct
+    deliveries sent to the same service), so the table must hold exactly N + warm-up rows; the measured
+    keys are then checked one by one, so a missing measured delivery cannot hide behind an extra row."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows, distinct = conn.execute(
+                text("SELECT COUNT(*), COUNT(DISTINCT delivery_key) FROM inbox_event")
+            ).one()
+            stored = {r[0] for r in conn.execute(text("SELECT delivery_key FROM inbox_event"))}
+    finally:
+        engine.dispose()
+    return StoredCheck(
+        rows=int(rows),
+        distinct_keys=int(distinct),
+        expected_rows=len(measured) + len(warmup),
+        measured_stored=len(measured & stored),
+        lost=len(measured - stored),
+        duplicated=int(rows) - int(distinct),
+        unexpected=len(stored - measured - warmup),
+    )
+
+
+def _database(kind: str, pg_admin_url: str) -> AbstractContextManager[str]:
+    if kind == "sqlite":
+        return temp_sqlite_database("bench_ingest")
+    return temp_postgres_database("bench_ingest", admin_url=pg_admin_url)
+
+
+def run_database(
+    kind: str,
+    *,
+    args: argparse.Namespace,
+    warmup_envelopes: Sequence[Envelope],
+    measured_envelopes: Sequence[Envelope],
+    warmup_keys: set[str],
+    measured_keys: set[str],
+) -> DatabaseRun:
+    secret = secrets.token_urlsafe(24)
+    with _database(kind, args.pg_admin_url) as database_url:
+        phases = [
+            lambda: sign_all(secret, warmup_envelopes),
+            lambda: sign_all(secret, measured_envelopes),
+        ]
+        with uvicorn_server("bench._common:bare_app", name="bare", ready_path="/readyz") as bare:
+            warm_bare, bare_result = run_async(
+                run_phases(bare.base_url, WEBHOOK_PATH, phases, concurrency=args.concurrency)
+            )
+        env = {
+            "DATABASE_URL": database_url,
+            "ZOOM_WEBHOOK_SECRET_TOKEN": secret,
+            "RUN_WORKER": "false",
+            "AUTO_MIGRATE": "true",
+            "LOG_LEVEL": "WARNING",
+            "ADMIN_API_TOKEN": secrets.token_urlsafe(24),
+        }
+        with uvicorn_server(
+            "app.main:app",
+            name="service",
+            env=env,
+            # No connection to Zoom or HubSpot: the benchmark only stores deliveries.
+            unset_env=UNSET_ENV,
+            ready_path="/readyz",
+            timeout=args.start_timeout,
+        ) as service:
+            warm_service, service_result = run_async(
+                run_phases(service.base_url, WEBHOOK_PATH, phases, concurrency=args.concurrency)
+            )
+            stored = check_stored(database_url, measured_keys, warmup_keys)
+        stderr_tail = service.stderr_text().rstrip().splitlines()[-20:]
+
+    bare_fig, service_fig = ServerFigures.of(bare_result), ServerFigures.of(service_result)
+    ratio = service_fig.requests_per_s / bare_fig.requests_per_s
+    accepted = service_fig.answers.get("accepted", 0)
+    correct = (
+        stored.lost == 0
+        and stored.duplicated == 0
+        and stored.unexpected == 0
+        and stored.rows == stored.expected_rows
+        and service_fig.non_200 == 0
+        and accepted == len(measured_keys)
+    )
+    targets: dict[str, bool | None] = {
+        "ratio": ratio >= TARGET_RATIO_SQLITE if kind == "sqlite" else None,
+        "p99": service_fig.latency_ms.p99_ms <= TARGET_P99_MS,
+        "zero_lost_or_duplicated": correct,
+    }
+    return DatabaseRun(
+        database=kind,
+        bare=bare_fig,
+        service=service_fig,
+        warmup_bare=ServerFigures.of(warm_bare),
+        warmup_service=ServerFigures.of(warm_service),
+        ratio=ratio,
+        stored=stored,
+        service_stderr_tail=stderr_tail,
+        targets=targets,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a (no target)" if ok is None else ("PASS" if ok else "MISS")
+
+
+def _row(label: str, fig: ServerFigures) -> str:
+    lat = fig.latency_ms
+    return (
+        f"  {label:<14}{fig.requests_per_s:>9.0f}{lat.p50_ms:>9.1f}{lat.p95_ms:>9.1f}{lat.p99_ms:>9.1f}"
+        f"{lat.max_ms:>9.1f}{fig.non_200:>9}{fig.elapsed_s:>9.1f}"
+    )
+
+
+def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
+    title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[run.database]
+    yield ""
+    yield f"== {title} =="
+    yield f"  {'':<14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'non-200':>9}{'time s':>9}"
+    yield _row("bare FastAPI", run.bare)
+    yield _row("service", run.service)
+    yield f"  ratio service / bare: {run.ratio:.2f}"
+    svc = run.service
+    answers = ", ".join(f"{k} {v}" for k, v in svc.answers.items()) or "none"
+    codes = ", ".join(f"{k}: {v}" for k, v in svc.status_codes.items())
+    yield f"  service answers: status codes {{{codes}}}; 200 bodies: {answers}"
+    if svc.errors:
+        yield f"  service transport errors: {svc.errors}"
+    if run.warmup_service.non_200 or run.warmup_bare.non_200:
+        yield (
+            f"  warm-up non-200: bare {run.warmup_bare.non_200}, service {run.warmup_service.non_200} "
+            f"(codes {run.warmup_service.status_codes})"
+        )
+    st = run.stored
+    yield (
+        f"  stored (SQL on inbox_event): {st.rows} rows, {st.distinct_keys} distinct delivery_key; "
+        f"expected {st.expected_rows} = {measured} measured + {warmup} warm-up"
+    )
+    yield (
+        f"  measured deliveries stored: {st.measured_stored}/{measured}; lost {st.lost}, "
+        f"duplicated {st.duplicated}, unexpected rows {st.unexpected}"
+    )
+    if max(run.bare.elapsed_s, run.service.elapsed_s) > SIGNATURE_WINDOW_S * 0.9:
+        yield "  WARNING: a phase ran close to the 300 s signature window; 401s may follow"
+    if run.service_stderr_tail:
+        yield "  service stderr (last lines):"
+        yield from (f"    | {line}" for line in run.service_stderr_tail)
+    ratio_label = f"ratio >= {TARGET_RATIO_SQLITE}" + (" (SQLite)" if run.database == "sqlite" else "")
+    yield "  targets:"
+    yield f"    {ratio_label:<34}{run.ratio:>10.2f}   {_verdict(run.targets['ratio'])}"
+    yield f"    {f'p99 <= {TARGET_P99_MS:.0f} ms':<34}{svc.latency_ms.p99_ms:>10.1f}   {_verdict(run.targets['p99'])}"
+    lost_dup = f"{st.lost}/{st.duplicated}"
+    yield (
+        f"    {'zero lost / duplicated':<34}{lost_dup:>10}   "
+        f"{_verdict(run.targets['zero_lost_or_duplicated'])}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20_000, help="measured deliveries per server")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--warmup", type=int, default=200, help="uncounted warm-up deliveries per server")
+    parser.add_argument(
+        "--pg-admin-url",
+        default=DEFAULT_PG_ADMIN_URL,
+        help="libpq URL used to create and drop the temporary database (env BENCH_PG_ADMIN_URL)",
+    )
+    parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for /readyz")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
+        parser.error("--requests and --concurrency must be >= 1, --warmup >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    began = time.perf_counter()
+
+    # Warm-up and measured deliveries come from one scenario, so they are all distinct from each other.
+    envelopes = build_envelopes(args.warmup + args.requests, seed=20240620)
+    warmup_envelopes, measured_envelopes = envelopes[: args.warmup], envelopes[args.warmup :]
+    keys = expected_keys("key-does-not-depend-on-the-secret", envelopes)
+    if len(set(keys)) != len(keys):
+        raise SystemExit("bench bug: the generated deliveries are not distinct")
+    warmup_keys, measured_keys = set(keys[: args.warmup]), set(keys[args.warmup :])
+
+    machine = machine_info()
+    print(f"Ingest benchmark: POST {WEBHOOK_PATH}, signed {EVENT} deliveries, all distinct")
+    print(
+        f"machine: {machine['cpu_count']} CPUs ({machine['cpu_usable']} usable), "
+        f"{machine['implementation']} {machine['python']}, {machine['platform']}"
+    )
+    print(
+        f"load: {args.requests} measured + {args.warmup} warm-up requests per server, "
+        f"concurrency {args.concurrency}, httpx AsyncClient HTTP/1.1 keep-alive on {machine['client_event_loop']}"
+    )
+    print(
+        f"note: the load generator (one Python process) shares the machine's {machine['cpu_usable']} cores "
+        "with the server under test; the servers run as one uvicorn process each, RUN_WORKER=false"
+    )
+
+    runs: list[DatabaseRun] = []
+    for kind in kinds:
+        run = run_database(
+            kind,
+            args=args,
+            warmup_envelopes=warmup_envelopes,
+            measured_envelopes=measured_envelopes,
+            warmup_keys=warmup_keys,
+            measured_keys=measured_keys,
+        )
+        runs.append(run)
+        for line in report(run, warmup=args.warmup, measured=args.requests):
+            print(line, flush=True)
+
+    total = time.perf_counter() - began
+    all_ok = all(ok is not False for run in runs for ok in run.targets.values())
+    print()
+    print(f"overall: {'PASS' if all_ok else 'MISS'} (total time {total:.0f} s)")
+
+    if args.json is not None:
+        document: dict[str, Any] = {
+            "benchmark": "ingest",
+            "machine": machine,
+            "requests": args.requests,
+            "warmup": args.warmup,
+            "concurrency": args.concurrency,
+            "targets": {"ratio_sqlite_min": TARGET_RATIO_SQLITE, "p99_ms_max": TARGET_P99_MS},
+            "runs": [asdict(run) for run in runs],
+            "overall_pass": all_ok,
+            "total_s": total,
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
