@@ -3,39 +3,66 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from app.config import Settings
-from app.db import unit_of_work
+from app.db import unit_of_work, utcnow
 from app.models import Connection, PortalSettings
 
 log = logging.getLogger(__name__)
 
 
-def ensure_env_connection(engine: Engine, settings: Settings) -> Connection | None:
+def insert_ignoring_conflicts(
+    engine: Engine, table: Any, row: dict[str, Any], conflict_columns: list[str]
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when the row was new.
+
+    API replicas start at the same time: check-then-insert would race on the unique key.
+    """
+    insert = pg_insert(table) if engine.dialect.name == "postgresql" else sqlite_insert(table)
+    with unit_of_work(engine) as session:
+        result = session.execute(insert.values(**row).on_conflict_do_nothing(index_elements=conflict_columns))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ensure_env_connection(engine: Engine, settings: Settings) -> bool:
     """Keep the connection named by ZOOM_ACCOUNT_ID and HUBSPOT_PORTAL_ID (primary business unit)."""
     if not settings.has_env_connection:
-        return None
+        return False
     assert settings.zoom_account_id is not None and settings.hubspot_portal_id is not None
-    with unit_of_work(engine) as session:
-        conn = session.exec(
-            select(Connection).where(
-                Connection.portal_id == settings.hubspot_portal_id,
-                Connection.zoom_account_id == settings.zoom_account_id,
-            )
-        ).first()
-        if conn is None:
-            conn = Connection(
-                portal_id=settings.hubspot_portal_id,
-                zoom_account_id=settings.zoom_account_id,
-                business_unit_id=0,
-                is_primary=True,
-            )
-            session.add(conn)
-            log.info("connection created", extra={"portal_id": conn.portal_id})
-        if session.get(PortalSettings, settings.hubspot_portal_id) is None:
-            session.add(PortalSettings(portal_id=settings.hubspot_portal_id))
-        session.flush()
-        return conn
+    now = utcnow()
+    created = insert_ignoring_conflicts(
+        engine,
+        Connection.__table__,  # type: ignore[attr-defined]
+        {
+            "portal_id": settings.hubspot_portal_id,
+            "zoom_account_id": settings.zoom_account_id,
+            "business_unit_id": 0,
+            "is_primary": True,
+            "created_at": now,
+        },
+        ["portal_id", "zoom_account_id"],
+    )
+    insert_ignoring_conflicts(
+        engine,
+        PortalSettings.__table__,  # type: ignore[attr-defined]
+        {
+            "portal_id": settings.hubspot_portal_id,
+            "global_sync_enabled": True,
+            "webinar_sync_enabled": False,
+            "recording_sync": "none",
+            "recording_sync_users": [],
+            "exclusion_domains": [],
+            "recording_exclusion_domains": [],
+            "contact_exclusion_domains": [],
+            "updated_at": now,
+        },
+        ["portal_id"],
+    )
+    if created:
+        log.info("connection created", extra={"portal_id": settings.hubspot_portal_id})
+    return created

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import math
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -40,6 +42,7 @@ from fastapi.responses import JSONResponse
 
 __all__ = [
     "DEFAULT_PG_ADMIN_URL",
+    "POOL_MODES",
     "REPO_ROOT",
     "LatencySummary",
     "LoadItem",
@@ -126,6 +129,16 @@ class UvicornProcess:
             return (self.log_dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the process has used so far; ``nan`` once it has exited or
+        where ``/proc`` is missing (not Linux)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return math.nan
+        # After the ")" closing the command name: state is fields[0], utime fields[11], stime fields[12].
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (uvicorn then runs the app's shutdown), SIGKILL after ``timeout`` s; removes the logs
@@ -292,6 +305,10 @@ class LoadResult:
     errors: Counter[str]
     bodies: Counter[bytes]
     """Response bodies of the 200 answers, counted (a server answering the same few bodies stays small)."""
+    client_cpu_s: float = math.nan
+    """CPU time (user + system) the load generator's process spent during the phase."""
+    server_cpu_s: float = math.nan
+    """CPU time the server spent during the phase, when :func:`run_phases` was given a ``cpu_probe``."""
 
     @property
     def throughput(self) -> float:
@@ -306,26 +323,45 @@ class LoadResult:
     def latency(self) -> LatencySummary:
         return LatencySummary.of(self.latencies_s)
 
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        return self.client_cpu_s / self.requests * 1000.0
 
-async def _run_phase(client: httpx.AsyncClient, path: str, items: Sequence[LoadItem], concurrency: int) -> LoadResult:
-    work: asyncio.Queue[LoadItem] = asyncio.Queue()
-    for item in items:
-        work.put_nowait(item)
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return self.server_cpu_s / self.requests * 1000.0
+
+
+async def _run_phase(
+    clients: Sequence[httpx.AsyncClient],
+    path: str,
+    items: Sequence[LoadItem],
+    concurrency: int,
+    cpu_probe: Callable[[], float] | None,
+) -> LoadResult:
+    """``concurrency`` tasks drain one shared queue; task ``i`` sends through ``clients[i % len(clients)]``.
+
+    The ``httpx.Request`` objects are built before the clock starts (URL parsing and header normalisation
+    are load-generator work, not server time); all clients share one configuration, so any may build them.
+    """
+    work: asyncio.Queue[httpx.Request] = asyncio.Queue()
+    for body, headers in items:
+        work.put_nowait(clients[0].build_request("POST", path, content=body, headers=headers))
     latencies: list[float] = []
     codes: Counter[int] = Counter()
     errors: Counter[str] = Counter()
     bodies: Counter[bytes] = Counter()
     perf = time.perf_counter
 
-    async def consumer() -> None:
+    async def consumer(client: httpx.AsyncClient) -> None:
         while True:
             try:
-                body, headers = work.get_nowait()
+                request = work.get_nowait()
             except asyncio.QueueEmpty:
                 return
             started = perf()
             try:
-                response = await client.post(path, content=body, headers=headers)
+                response = await client.send(request)
             except httpx.HTTPError as exc:
                 latencies.append(perf() - started)
                 errors[type(exc).__name__] += 1
@@ -335,24 +371,33 @@ async def _run_phase(client: httpx.AsyncClient, path: str, items: Sequence[LoadI
             if response.status_code == 200:
                 bodies[response.content] += 1
 
+    server_before = cpu_probe() if cpu_probe is not None else math.nan
+    client_before = _own_cpu_seconds()
     began = perf()
-    await asyncio.gather(*(consumer() for _ in range(concurrency)))
+    await asyncio.gather(*(consumer(clients[i % len(clients)]) for i in range(concurrency)))
     elapsed = perf() - began
-    return LoadResult(len(items), elapsed, latencies, codes, errors, bodies)
+    client_cpu = _own_cpu_seconds() - client_before
+    server_cpu = cpu_probe() - server_before if cpu_probe is not None else math.nan
+    return LoadResult(len(items), elapsed, latencies, codes, errors, bodies, client_cpu, server_cpu)
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _fast_fail_sniffio_import() -> None:
     """httpcore 1.0.x imports ``sniffio`` inside every lock/semaphore set-up and falls back to asyncio when
     that import fails; anyio >= 4.11 no longer installs sniffio, and Python does not cache failed imports, so
-    each request then scans ``sys.path`` again (encode/httpcore discussion #1102, PR #1103). That made the
-    load generator, not the server, the bottleneck. When sniffio is absent, a ``None`` entry in
-    ``sys.modules`` makes the import fail at once, with the same outcome (asyncio)."""
-    if "sniffio" in sys.modules:
-        return
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
+    each request then scans ``sys.path`` again (encode/httpcore discussion #1102, PR #1103). When sniffio is
+    absent, a ``None`` entry in ``sys.modules`` makes the import fail at once, with the same outcome
+    (asyncio). Only the load generator's process is affected."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
         sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+POOL_MODES = ("per-task", "shared")
+"""How :func:`run_phases` spreads its connections over ``httpx.AsyncClient`` pools; see there."""
 
 
 async def run_phases(
@@ -361,20 +406,46 @@ async def run_phases(
     phases: Sequence[PhaseBuilder],
     *,
     concurrency: int,
-    timeout: float = 30.0,
+    request_timeout: float = 30.0,
+    pool: str = "per-task",
+    cpu_probe: Callable[[], float] | None = None,
 ) -> list[LoadResult]:
-    """Send each phase's requests in turn with one ``httpx.AsyncClient`` (HTTP/1.1, at most ``concurrency``
-    keep-alive connections): ``concurrency`` tasks take requests from one shared queue until it is empty.
-    Connections opened by an earlier phase (a warm-up) are reused by the later ones. A phase's requests
-    are built by its builder just before the phase starts. Returns one :class:`LoadResult` per phase."""
+    """Send each phase's requests in turn over ``concurrency`` keep-alive HTTP/1.1 connections:
+    ``concurrency`` tasks take requests from one shared queue until it is empty. A phase's requests are
+    built by its builder just before the phase starts; connections opened by an earlier phase (a warm-up)
+    are reused by the later ones. Returns one :class:`LoadResult` per phase.
+
+    ``pool="shared"``: one ``httpx.AsyncClient`` with ``Limits(max_connections=concurrency)`` for all
+    tasks. ``pool="per-task"`` (default): each task has its own client limited to one connection; the same
+    number of connections, but httpcore 1.0's pool rescans every connection (and polls each idle socket)
+    for every queued request, which costs the load generator far more CPU than the servers under test
+    spend as soon as there are a few dozen connections, so the shared pool measures the client.
+
+    ``cpu_probe`` (e.g. :meth:`UvicornProcess.cpu_seconds`) is read before and after each phase to give
+    :attr:`LoadResult.server_cpu_s`.
+    """
+    if pool not in POOL_MODES:
+        raise ValueError(f"pool must be one of {POOL_MODES}, got {pool!r}")
     _fast_fail_sniffio_import()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    per_client = concurrency if pool == "shared" else 1
+    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     results: list[LoadResult] = []
-    async with httpx.AsyncClient(
-        base_url=base_url, http1=True, http2=False, limits=limits, timeout=timeout
-    ) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=base_url,
+                    http1=True,
+                    http2=False,
+                    limits=limits,
+                    timeout=request_timeout,
+                    verify=False,  # plain http to localhost; skips loading CA certificates per client
+                )
+            )
+            for _ in range(1 if pool == "shared" else concurrency)
+        ]
         for build in phases:
-            results.append(await _run_phase(client, path, build(), concurrency))
+            results.append(await _run_phase(clients, path, build(), concurrency, cpu_probe))
     return results
 
 

@@ -1,6 +1,7 @@
 """Webhook ingest benchmark: how fast ``POST /webhooks/zoom`` stores deliveries, against a bare FastAPI app.
 
-    python bench/ingest.py [--requests 20000] [--concurrency 32] [--db sqlite|postgresql|both] [--json out.json]
+    python bench/ingest.py [--requests 20000] [--concurrency 32] [--db sqlite|postgresql|both]
+                           [--json out.json] [--warmup 200] [--pool per-task|shared]
 
 For each database (a fresh SQLite file, and/or a fresh PostgreSQL database that is dropped afterwards):
 
@@ -33,12 +34,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, text
 
-from app.ingest.zoom_events import delivery_key, parse_envelope  # noqa: E402
-from app.sandbox.zoom_webhooks import Envelope, WebinarScenario, make_delivery  # noqa: E402
-from bench._common import (  # noqa: E402
+from app.ingest.zoom_events import delivery_key, parse_envelope
+from app.sandbox.zoom_webhooks import Envelope, WebinarScenario, make_delivery
+from bench._common import (
     DEFAULT_PG_ADMIN_URL,
+    POOL_MODES,
     LatencySummary,
     LoadItem,
     LoadResult,
@@ -126,6 +128,8 @@ class ServerFigures:
     errors: dict[str, int]
     answers: dict[str, int]
     latency_ms: LatencySummary
+    server_cpu_ms_per_request: float
+    client_cpu_ms_per_request: float
 
     @classmethod
     def of(cls, result: LoadResult) -> ServerFigures:
@@ -138,6 +142,8 @@ class ServerFigures:
             errors=dict(result.errors),
             answers={_answer(body): n for body, n in result.bodies.most_common()},
             latency_ms=result.latency(),
+            server_cpu_ms_per_request=result.server_cpu_ms_per_request,
+            client_cpu_ms_per_request=result.client_cpu_ms_per_request,
         )
 
 
@@ -222,7 +228,14 @@ def run_database(
         ]
         with uvicorn_server("bench._common:bare_app", name="bare", ready_path="/readyz") as bare:
             warm_bare, bare_result = run_async(
-                run_phases(bare.base_url, WEBHOOK_PATH, phases, concurrency=args.concurrency)
+                run_phases(
+                    bare.base_url,
+                    WEBHOOK_PATH,
+                    phases,
+                    concurrency=args.concurrency,
+                    pool=args.pool,
+                    cpu_probe=bare.cpu_seconds,
+                )
             )
         env = {
             "DATABASE_URL": database_url,
@@ -242,7 +255,14 @@ def run_database(
             timeout=args.start_timeout,
         ) as service:
             warm_service, service_result = run_async(
-                run_phases(service.base_url, WEBHOOK_PATH, phases, concurrency=args.concurrency)
+                run_phases(
+                    service.base_url,
+                    WEBHOOK_PATH,
+                    phases,
+                    concurrency=args.concurrency,
+                    pool=args.pool,
+                    cpu_probe=service.cpu_seconds,
+                )
             )
             stored = check_stored(database_url, measured_keys, warmup_keys)
         stderr_tail = service.stderr_text().rstrip().splitlines()[-20:]
@@ -285,11 +305,15 @@ def _verdict(ok: bool | None) -> str:
     return "n/a (no target)" if ok is None else ("PASS" if ok else "MISS")
 
 
+_COLUMNS = ("req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "non-200", "time s", "srv cpu", "gen cpu")
+
+
 def _row(label: str, fig: ServerFigures) -> str:
     lat = fig.latency_ms
     return (
         f"  {label:<14}{fig.requests_per_s:>9.0f}{lat.p50_ms:>9.1f}{lat.p95_ms:>9.1f}{lat.p99_ms:>9.1f}"
         f"{lat.max_ms:>9.1f}{fig.non_200:>9}{fig.elapsed_s:>9.1f}"
+        f"{fig.server_cpu_ms_per_request:>9.2f}{fig.client_cpu_ms_per_request:>9.2f}"
     )
 
 
@@ -297,10 +321,16 @@ def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
     title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[run.database]
     yield ""
     yield f"== {title} =="
-    yield f"  {'':<14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'non-200':>9}{'time s':>9}"
+    yield f"  {'':<14}" + "".join(f"{c:>9}" for c in _COLUMNS)
     yield _row("bare FastAPI", run.bare)
     yield _row("service", run.service)
-    yield f"  ratio service / bare: {run.ratio:.2f}"
+    yield f"  ratio service / bare: {run.ratio:.2f} (requests/s)"
+    cpu_ratio = run.bare.server_cpu_ms_per_request / run.service.server_cpu_ms_per_request
+    yield (
+        f"  server CPU per request: service {run.service.server_cpu_ms_per_request:.2f} ms, "
+        f"bare {run.bare.server_cpu_ms_per_request:.2f} ms (bare / service {cpu_ratio:.2f}); "
+        f"load generator {run.service.client_cpu_ms_per_request:.2f} ms"
+    )
     svc = run.service
     answers = ", ".join(f"{k} {v}" for k, v in svc.answers.items()) or "none"
     codes = ", ".join(f"{k}: {v}" for k, v in svc.status_codes.items())
@@ -329,7 +359,8 @@ def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
     ratio_label = f"ratio >= {TARGET_RATIO_SQLITE}" + (" (SQLite)" if run.database == "sqlite" else "")
     yield "  targets:"
     yield f"    {ratio_label:<34}{run.ratio:>10.2f}   {_verdict(run.targets['ratio'])}"
-    yield f"    {f'p99 <= {TARGET_P99_MS:.0f} ms':<34}{svc.latency_ms.p99_ms:>10.1f}   {_verdict(run.targets['p99'])}"
+    p99_label = f"p99 <= {TARGET_P99_MS:.0f} ms"
+    yield f"    {p99_label:<34}{svc.latency_ms.p99_ms:>10.1f}   {_verdict(run.targets['p99'])}"
     lost_dup = f"{st.lost}/{st.duplicated}"
     yield (
         f"    {'zero lost / duplicated':<34}{lost_dup:>10}   "
@@ -343,7 +374,9 @@ def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=20_000, help="measured deliveries per server")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
@@ -353,6 +386,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pg-admin-url",
         default=DEFAULT_PG_ADMIN_URL,
         help="libpq URL used to create and drop the temporary database (env BENCH_PG_ADMIN_URL)",
+    )
+    parser.add_argument(
+        "--pool",
+        choices=POOL_MODES,
+        default="per-task",
+        help="per-task: one httpx client (one connection) per task; shared: one client with "
+        "max_connections=concurrency (httpcore's pool then costs the load generator much more CPU)",
     )
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for /readyz")
     args = parser.parse_args(argv)
@@ -380,13 +420,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"machine: {machine['cpu_count']} CPUs ({machine['cpu_usable']} usable), "
         f"{machine['implementation']} {machine['python']}, {machine['platform']}"
     )
+    pool = "one client per task" if args.pool == "per-task" else "one shared client"
     print(
         f"load: {args.requests} measured + {args.warmup} warm-up requests per server, "
-        f"concurrency {args.concurrency}, httpx AsyncClient HTTP/1.1 keep-alive on {machine['client_event_loop']}"
+        f"concurrency {args.concurrency} (httpx AsyncClient, HTTP/1.1 keep-alive, {pool}, "
+        f"{machine['client_event_loop']})"
     )
     print(
         f"note: the load generator (one Python process) shares the machine's {machine['cpu_usable']} cores "
-        "with the server under test; the servers run as one uvicorn process each, RUN_WORKER=false"
+        "with the server under test, so req/s and latencies include its cost;"
+    )
+    print(
+        "      'srv cpu' / 'gen cpu' = CPU ms per request of the server / load generator. Servers: one "
+        "uvicorn process each, RUN_WORKER=false"
     )
 
     runs: list[DatabaseRun] = []

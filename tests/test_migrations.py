@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text, update
@@ -18,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 import app.models  # noqa: F401  (registers every table on the metadata)
+from alembic import command
 from app.db import make_engine, metadata
 from app.migrations import (
     SchemaBehindError,
@@ -99,8 +99,8 @@ def _connections(db: Database) -> list[Connection]:
 class TestModelsMatchMigrations:
     def test_no_autogenerate_difference(self, database: Database) -> None:
         diff = _schema_diff(database)
-        assert diff == [], "models and migrations differ; run `alembic revision --autogenerate`:\n" + "\n".join(
-            diff
+        assert diff == [], (
+            "models and migrations differ; run `alembic revision --autogenerate`:\n" + "\n".join(diff)
         )
 
     def test_every_model_table_is_created(self, empty_db: Database) -> None:

@@ -33,7 +33,9 @@ def load_portal_settings(session: Session, portal_id: int) -> PortalSettings:
 
 def replan_webinars(session: Session, accounts: list[str], host_id: str | None = None) -> int:
     """Settings changed: every affected webinar is planned again, so what was skipped fills in."""
-    query = select(Webinar.zoom_account_id, Webinar.webinar_id).where(col(Webinar.zoom_account_id).in_(accounts))
+    query = select(Webinar.zoom_account_id, Webinar.webinar_id).where(
+        col(Webinar.zoom_account_id).in_(accounts)
+    )
     if host_id is not None:
         query = query.where(Webinar.host_id == host_id)
     keys = session.exec(query).all()
@@ -82,10 +84,14 @@ def list_zoom_users(portal_id: int, session: SessionDep) -> list[ZoomUserOut]:
 
 
 @router.patch("/portals/{portal_id}/zoom-users/{zoom_user_id}", responses={404: {}, 422: {}})
-def patch_zoom_user(portal_id: int, zoom_user_id: str, patch: ZoomUserPatch, session: SessionDep) -> ZoomUserOut:
+def patch_zoom_user(
+    portal_id: int, zoom_user_id: str, patch: ZoomUserPatch, session: SessionDep
+) -> ZoomUserOut:
     accounts = portal_account_ids(session, portal_id)
     user = session.exec(
-        select(ZoomUser).where(col(ZoomUser.zoom_account_id).in_(accounts), ZoomUser.zoom_user_id == zoom_user_id)
+        select(ZoomUser).where(
+            col(ZoomUser.zoom_account_id).in_(accounts), ZoomUser.zoom_user_id == zoom_user_id
+        )
     ).first()
     if user is None:
         raise HTTPException(404, detail=f"unknown Zoom user {zoom_user_id} for portal {portal_id}")

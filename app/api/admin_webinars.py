@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, or_, and_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from app.api.admin_settings import load_portal_settings, portal_account_ids
@@ -179,7 +179,9 @@ def list_webinars(
         )
     rows = session.exec(
         query.order_by(
-            col(Webinar.created_at).desc(), col(Webinar.zoom_account_id).desc(), col(Webinar.webinar_id).desc()
+            col(Webinar.created_at).desc(),
+            col(Webinar.zoom_account_id).desc(),
+            col(Webinar.webinar_id).desc(),
         ).limit(limit + 1)
     ).all()
     page = list(rows[:limit])

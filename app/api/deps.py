@@ -38,9 +38,7 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
+def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
     token = settings.admin_api_token
     if token is None or not token.get_secret_value():
         raise HTTPException(503, detail="admin API disabled: set ADMIN_API_TOKEN")

@@ -28,7 +28,9 @@ def readyz(state: StateDep) -> JSONResponse:
             conn.execute(text("SELECT 1"))
         problem = schema_problem(state.engine)
     except Exception as exc:  # any database failure means "not ready", never a 500
-        return JSONResponse({"status": "unavailable", "detail": f"database unreachable: {type(exc).__name__}"}, 503)
+        return JSONResponse(
+            {"status": "unavailable", "detail": f"database unreachable: {type(exc).__name__}"}, 503
+        )
     if problem is not None:
         return JSONResponse({"status": "unavailable", "detail": problem}, 503)
     return JSONResponse({"status": "ready"})

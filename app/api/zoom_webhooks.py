@@ -112,7 +112,9 @@ async def zoom_webhook(request: Request, state: StateDep) -> Any:
         outcome = await state.inbox_writer.store(row)
     except StorageUnavailable as exc:
         # 503 makes Zoom retry later; nothing was stored, so nothing is lost.
-        raise _reject(503, f"could not store the event, retry later ({exc})", label, "storage_error") from None
+        raise _reject(
+            503, f"could not store the event, retry later ({exc})", label, "storage_error"
+        ) from None
     WEBHOOK_DELIVERIES.labels(label, outcome.value if handled else "ignored").inc()
     body: dict[str, Any] = {"status": outcome.value}
     if not handled:

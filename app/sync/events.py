@@ -183,7 +183,9 @@ def parse_event(raw_body: bytes) -> ParsedEvent:
     if event.startswith("recording."):
         host_email = normalize_email(_str(obj.get("host_email"))) or host_email
         # A recording's uuid/start_time are the instance's, not the scheduled webinar's.
-        fields = {k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at", "duration_minutes")}
+        fields = {
+            k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at", "duration_minutes")
+        }
     if event == "webinar.started":
         started = parse_time(obj.get("start_time")) or _ts_time(event_ts)
         fields = {k: v for k, v in fields.items() if k not in ("uuid", "scheduled_start_at")}
@@ -212,7 +214,9 @@ def parse_event(raw_body: bytes) -> ParsedEvent:
     elif event in ("webinar.participant_joined", "webinar.participant_left"):
         parsed.mark = _mark(event, account_id, webinar_id, event_ts, obj)
     elif event.startswith("recording."):
-        parsed.recording = _recording(account_id, webinar_id, event_ts, obj, _str(body.get("download_token"), 4000))
+        parsed.recording = _recording(
+            account_id, webinar_id, event_ts, obj, _str(body.get("download_token"), 4000)
+        )
     return parsed
 
 

@@ -17,10 +17,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from app.db import utcnow
-from app.util import chunks
 from app.models import AttendanceMark, Recording, Registration, RegistrationStatus, Webinar, ZoomUser
 from app.sync.events import MarkFact, RecordingFact, RegistrationFact, WebinarMeta
 from app.sync.rules import normalize_email
+from app.util import chunks
 
 WebinarKey = tuple[str, str]  # (zoom_account_id, webinar_id)
 
@@ -71,7 +71,9 @@ def load_webinars(session: Session, keys: Iterable[WebinarKey]) -> dict[WebinarK
     return found
 
 
-def apply_webinar_metas(session: Session, metas: Sequence[WebinarMeta], changes: Changes) -> dict[WebinarKey, Webinar]:
+def apply_webinar_metas(
+    session: Session, metas: Sequence[WebinarMeta], changes: Changes
+) -> dict[WebinarKey, Webinar]:
     webinars = load_webinars(session, [(m.account_id, m.webinar_id) for m in metas])
     now = utcnow()
     for meta in sorted(metas, key=lambda m: m.event_ts):
@@ -107,7 +109,9 @@ def apply_webinar_metas(session: Session, metas: Sequence[WebinarMeta], changes:
     return webinars
 
 
-def _upsert_hosts(session: Session, metas: Sequence[WebinarMeta], webinars: dict[WebinarKey, Webinar]) -> None:
+def _upsert_hosts(
+    session: Session, metas: Sequence[WebinarMeta], webinars: dict[WebinarKey, Webinar]
+) -> None:
     emails: dict[tuple[str, str], str | None] = {}
     for meta in metas:
         key = (meta.account_id, meta.webinar_id)
@@ -122,7 +126,9 @@ def _upsert_hosts(session: Session, metas: Sequence[WebinarMeta], webinars: dict
         (u.zoom_account_id, u.zoom_user_id): u
         for chunk in chunks(list(emails), 400)
         for u in session.exec(
-            select(ZoomUser).where(tuple_(col(ZoomUser.zoom_account_id), col(ZoomUser.zoom_user_id)).in_(chunk))
+            select(ZoomUser).where(
+                tuple_(col(ZoomUser.zoom_account_id), col(ZoomUser.zoom_user_id)).in_(chunk)
+            )
         ).all()
     }
     for (account_id, user_id), email in emails.items():
@@ -141,7 +147,9 @@ def apply_registrations(session: Session, facts: Sequence[RegistrationFact], cha
         rows = session.exec(
             select(Registration).where(
                 tuple_(
-                    col(Registration.zoom_account_id), col(Registration.webinar_id), col(Registration.registrant_id)
+                    col(Registration.zoom_account_id),
+                    col(Registration.webinar_id),
+                    col(Registration.registrant_id),
                 ).in_(chunk)
             )
         ).all()
@@ -229,7 +237,9 @@ def apply_recordings(session: Session, facts: Sequence[RecordingFact], changes: 
     for fact in sorted(facts, key=lambda f: f.event_ts):
         rec = session.get(Recording, (fact.account_id, fact.webinar_id, fact.instance_uuid))
         if rec is None:
-            rec = Recording(zoom_account_id=fact.account_id, webinar_id=fact.webinar_id, instance_uuid=fact.instance_uuid)
+            rec = Recording(
+                zoom_account_id=fact.account_id, webinar_id=fact.webinar_id, instance_uuid=fact.instance_uuid
+            )
             session.add(rec)
         # Files arrive in two events (recording, then transcript): merge them by file id.
         files = {str(f.get("id") or f.get("file_type")): f for f in rec.files or []}
@@ -245,4 +255,3 @@ def apply_recordings(session: Session, facts: Sequence[RecordingFact], changes: 
         rec.last_event_ts = max(rec.last_event_ts, fact.event_ts)
         rec.updated_at = utcnow()
         changes.recordings.add((fact.account_id, fact.webinar_id))
-

@@ -19,7 +19,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from app.db import utcnow
-from app.util import chunks
 from app.models import (
     AttendanceMark,
     AuditEntry,
@@ -44,6 +43,7 @@ from app.sync.rules import (
     email_decision,
     webinar_decision,
 )
+from app.util import chunks
 
 WebinarKey = tuple[str, str]
 HubSpotFactsSource = Callable[[Session, int, Iterable[str]], Mapping[str, HubSpotFacts]]
@@ -120,8 +120,12 @@ def portal_rules(settings: PortalSettings) -> PortalRules:
 def host_facts(session: Session, webinar: Webinar) -> HostFacts:
     user = session.get(ZoomUser, (webinar.zoom_account_id, webinar.host_id)) if webinar.host_id else None
     if user is None:
-        return HostFacts(zoom_user_id=webinar.host_id or "", email=None, sync_new_webinars_by_default=True,
-                         sync_recordings=False)
+        return HostFacts(
+            zoom_user_id=webinar.host_id or "",
+            email=None,
+            sync_new_webinars_by_default=True,
+            sync_recordings=False,
+        )
     return HostFacts(
         zoom_user_id=user.zoom_user_id,
         email=user.email,
@@ -130,7 +134,9 @@ def host_facts(session: Session, webinar: Webinar) -> HostFacts:
     )
 
 
-def webinar_skip_reason(session: Session, settings: PortalSettings, webinar: Webinar) -> WebinarSkipReason | None:
+def webinar_skip_reason(
+    session: Session, settings: PortalSettings, webinar: Webinar
+) -> WebinarSkipReason | None:
     return webinar_decision(
         portal_rules(settings),
         host_facts(session, webinar),
@@ -153,7 +159,9 @@ def load_settings(session: Session, portal_id: int) -> PortalSettings:
 
 def gather_people(session: Session, webinar: Webinar, scope: PlanScope) -> list[Person]:
     account, wid = webinar.zoom_account_id, webinar.webinar_id
-    reg_query = select(Registration).where(Registration.zoom_account_id == account, Registration.webinar_id == wid)
+    reg_query = select(Registration).where(
+        Registration.zoom_account_id == account, Registration.webinar_id == wid
+    )
     mark_query = (
         select(AttendanceMark.person_key, AttendanceMark.email, AttendanceMark.registrant_id)
         .where(
@@ -170,7 +178,9 @@ def gather_people(session: Session, webinar: Webinar, scope: PlanScope) -> list[
         marks = [tuple(m) for m in session.exec(mark_query).all()]  # type: ignore[misc]
     else:
         for chunk in chunks(sorted(scope.attendee_keys), 400):
-            marks.extend(tuple(m) for m in session.exec(mark_query.where(col(AttendanceMark.person_key).in_(chunk))))  # type: ignore[misc]
+            marks.extend(
+                tuple(m) for m in session.exec(mark_query.where(col(AttendanceMark.person_key).in_(chunk)))
+            )  # type: ignore[misc]
         wanted = set(scope.registrant_ids) | {rid for _, _, rid in marks if rid}
         for chunk in chunks(sorted(wanted), 400):
             for r in session.exec(reg_query.where(col(Registration.registrant_id).in_(chunk))).all():
@@ -180,11 +190,13 @@ def gather_people(session: Session, webinar: Webinar, scope: PlanScope) -> list[
         key = reg.email or f"r:{reg.registrant_id}"
         person = people.setdefault(key, Person(key=key, email=reg.email, raw_email=reg.raw_email))
         # Several registrations with one email (rare): the most engaged state represents them.
-        if person.registration_status is None or _status_weight(reg.status) > _status_weight(person.registration_status):
+        if person.registration_status is None or _status_weight(reg.status) > _status_weight(
+            person.registration_status
+        ):
             person.registration_status = reg.status
     for person_key, email, registrant_id in marks:
-        reg = registrations.get(registrant_id) if registrant_id else None
-        resolved = (reg.email if reg else None) or email
+        linked = registrations.get(registrant_id) if registrant_id else None
+        resolved = (linked.email if linked else None) or email
         key = resolved or person_key
         person = people.setdefault(key, Person(key=key, email=resolved, raw_email=resolved))
         person.attended = True
@@ -226,8 +238,11 @@ def plan_webinar(
             target = f"{prefix}:{person.email}"
             ops.add((OpKind.CONTACT_REFRESH, person.email, person.email))
             ops.add((OpKind.MARKETING_STATE, target, person.email))
-            if person.registration_status in (RegistrationStatus.APPROVED, RegistrationStatus.PENDING,
-                                              RegistrationStatus.CANCELLED):
+            if person.registration_status in (
+                RegistrationStatus.APPROVED,
+                RegistrationStatus.PENDING,
+                RegistrationStatus.CANCELLED,
+            ):
                 ops.add((OpKind.REGISTRATION_EVENT, target, person.email))
             if person.attended and ended:
                 ops.add((OpKind.ATTENDANCE_EVENT, target, person.email))
@@ -243,7 +258,9 @@ def plan_webinar(
     return result
 
 
-def upsert_ops(session: Session, portal_id: int, webinar: Webinar, ops: set[tuple[str, str, str | None]]) -> None:
+def upsert_ops(
+    session: Session, portal_id: int, webinar: Webinar, ops: set[tuple[str, str, str | None]]
+) -> None:
     if not ops:
         return
     now = utcnow()
@@ -296,8 +313,8 @@ def _record_exclusions(
         col(ExcludedEmail.webinar_id) == wid,
     )
     # Someone allowed now (settings changed) is no longer excluded.
-    for chunk in chunks(allowed_keys, 400):
-        session.execute(delete(ExcludedEmail).where(*base, col(ExcludedEmail.person_key).in_(chunk)))
+    for keys in chunks(allowed_keys, 400):
+        session.execute(delete(ExcludedEmail).where(*base, col(ExcludedEmail.person_key).in_(keys)))
     if not excluded:
         return
     table = ExcludedEmail.__table__  # type: ignore[attr-defined]
@@ -394,7 +411,7 @@ def webinar_people_counts(session: Session, webinar: Webinar) -> dict[str, int]:
     account, wid = webinar.zoom_account_id, webinar.webinar_id
     statuses = Counter(
         dict(
-            session.exec(  # type: ignore[call-overload]
+            session.exec(
                 select(Registration.status, func.count())
                 .where(Registration.zoom_account_id == account, Registration.webinar_id == wid)
                 .group_by(col(Registration.status))
@@ -403,7 +420,9 @@ def webinar_people_counts(session: Session, webinar: Webinar) -> dict[str, int]:
     )
     attendees = session.exec(
         select(func.count(func.distinct(AttendanceMark.person_key))).where(
-            AttendanceMark.zoom_account_id == account, AttendanceMark.webinar_id == wid, AttendanceMark.kind == "join"
+            AttendanceMark.zoom_account_id == account,
+            AttendanceMark.webinar_id == wid,
+            AttendanceMark.kind == "join",
         )
     ).one()
     return {
@@ -416,10 +435,12 @@ def webinar_people_counts(session: Session, webinar: Webinar) -> dict[str, int]:
     }
 
 
-def exclusion_counts(session: Session, portal_id: int, webinar: Webinar) -> tuple[dict[str, int], dict[str, int]]:
+def exclusion_counts(
+    session: Session, portal_id: int, webinar: Webinar
+) -> tuple[dict[str, int], dict[str, int]]:
     """(emails excluded by reason, participants not synced by reason) for one webinar."""
     rows = session.exec(
-        select(ExcludedEmail.reason, ExcludedEmail.role, func.count())  # type: ignore[call-overload]
+        select(ExcludedEmail.reason, ExcludedEmail.role, func.count())
         .where(
             ExcludedEmail.portal_id == portal_id,
             ExcludedEmail.zoom_account_id == webinar.zoom_account_id,
@@ -515,5 +536,3 @@ def _audit_skipped(session: Session, conn: Connection, webinar: Webinar, skip: W
         message=f"not synced: {_SKIP_MESSAGES[skip]}; the data is kept and syncs once settings allow it",
         details={"reason": skip.value, **people},
     )
-
-

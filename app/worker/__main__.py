@@ -19,7 +19,9 @@ log = logging.getLogger("app.worker")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
-    parser.add_argument("--until-idle", action="store_true", help="exit once the inbox has nothing left to do")
+    parser.add_argument(
+        "--until-idle", action="store_true", help="exit once the inbox has nothing left to do"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -34,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     processor = build_processor(engine, settings)
     log.info("worker started")
-    processed = run_worker_blocking(processor, stop, settings.worker_poll_interval_s, until_idle=args.until_idle)
+    processed = run_worker_blocking(
+        processor, stop, settings.worker_poll_interval_s, until_idle=args.until_idle
+    )
     log.info("worker stopped", extra={"processed": processed})
     engine.dispose()
     return 0

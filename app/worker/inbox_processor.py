@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
 from app.metrics import INBOX_PROCESSED
@@ -92,7 +92,9 @@ class InboxProcessor:
         except (IntegrityError, OperationalError) as exc:
             # Lost a race with another worker (same aggregate row, deadlock): nothing was
             # committed, the rows stay pending and the next round takes them again.
-            log.warning("batch rolled back after a database conflict; retrying", extra={"error": type(exc).__name__})
+            log.warning(
+                "batch rolled back after a database conflict; retrying", extra={"error": type(exc).__name__}
+            )
             return BatchOutcome(errors=[f"conflict: {type(exc).__name__}"])
         except Exception:
             log.exception("batch failed; isolating the failing events")
@@ -108,7 +110,8 @@ class InboxProcessor:
         if ids is not None:
             stmt = stmt.where(InboxEvent.id.in_(ids))  # type: ignore[union-attr]
         else:
-            stmt = stmt.where(InboxEvent.next_attempt_at <= now).limit(self.config.batch_size)  # type: ignore[operator]
+            due = col(InboxEvent.next_attempt_at) <= now
+            stmt = stmt.where(due).limit(self.config.batch_size)
         if self._skip_locked:
             stmt = stmt.with_for_update(skip_locked=True)
         return list(session.execute(stmt).scalars().all())
@@ -138,7 +141,9 @@ class InboxProcessor:
             outcome.done += 1
         return outcome
 
-    def _apply_and_plan(self, session: Session, events: list[ParsedEvent], replans: dict[WebinarKey, PlanScope]) -> None:
+    def _apply_and_plan(
+        self, session: Session, events: list[ParsedEvent], replans: dict[WebinarKey, PlanScope]
+    ) -> None:
         changes = Changes()
         metas = [e.meta for e in events if e.meta is not None]
         webinars = apply_webinar_metas(session, metas, changes)
@@ -259,7 +264,8 @@ def requeue_failed(engine: Engine, webinar_id: str | None = None) -> int:
         if webinar_id is not None:
             stmt = stmt.where(InboxEvent.webinar_id == webinar_id)  # type: ignore[arg-type]
         result = session.execute(
-            stmt.values(state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None)
+            stmt.values(
+                state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None
+            )
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -30,7 +31,12 @@ def _log_outcome(outcome: BatchOutcome) -> None:
     if outcome.failed or outcome.dead or outcome.retried:
         log.warning(
             "inbox batch had problems",
-            extra={"done": outcome.done, "retried": outcome.retried, "failed": outcome.failed, "dead": outcome.dead},
+            extra={
+                "done": outcome.done,
+                "retried": outcome.retried,
+                "failed": outcome.failed,
+                "dead": outcome.dead,
+            },
         )
 
 
@@ -49,10 +55,8 @@ async def run_worker_async(
         if outcome.claimed:
             continue
         wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=poll_interval_s)
-        except TimeoutError:
-            pass
 
 
 def run_worker_blocking(

@@ -11,7 +11,16 @@ from sqlmodel import Session
 
 from app.models import ZoomUser
 from app.sandbox.zoom_webhooks import make_delivery
-from tests.conftest import ACCOUNT_ID, ADMIN, ADMIN_TOKEN, PORTAL_ID, ZOOM_SECRET, Database, make_settings, running_app
+from tests.conftest import (
+    ACCOUNT_ID,
+    ADMIN,
+    ADMIN_TOKEN,
+    PORTAL_ID,
+    ZOOM_SECRET,
+    Database,
+    make_settings,
+    running_app,
+)
 from tests.factories import joined_event
 
 pytestmark = pytest.mark.anyio
@@ -228,7 +237,9 @@ class TestSettings:
         assert after["webinar_sync_enabled"] is False
         assert after["recording_sync"] == "none"
 
-    async def test_webinar_sync_on_and_global_off_in_one_patch_is_409(self, client: httpx.AsyncClient) -> None:
+    async def test_webinar_sync_on_and_global_off_in_one_patch_is_409(
+        self, client: httpx.AsyncClient
+    ) -> None:
         r = await _patch(client, {"global_sync_enabled": False, "webinar_sync_enabled": True})
         assert r.status_code == 409, r.text
         assert r.json()["detail"] == "enable global sync first"
@@ -273,9 +284,15 @@ class TestSettings:
 
 
 class TestZoomUsers:
-    async def test_lists_seeded_user_with_defaults(self, client: httpx.AsyncClient, database: Database) -> None:
-        _seed_zoom_user(database, zoom_account_id=ACCOUNT_ID, zoom_user_id="KdYKjnimT4KPd8FFgQt9FQ",
-                        email="host@hostco.com")
+    async def test_lists_seeded_user_with_defaults(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
+        _seed_zoom_user(
+            database,
+            zoom_account_id=ACCOUNT_ID,
+            zoom_user_id="KdYKjnimT4KPd8FFgQt9FQ",
+            email="host@hostco.com",
+        )
         r = await client.get(USERS_URL, headers=ADMIN)
         assert r.status_code == 200, r.text
         users = r.json()
@@ -294,13 +311,15 @@ class TestZoomUsers:
 
     async def test_patch_changes_user(self, client: httpx.AsyncClient, database: Database) -> None:
         _seed_zoom_user(database, zoom_account_id=ACCOUNT_ID, zoom_user_id="u1")
-        r = await _patch(client, {"sync_new_webinars_by_default": False, "sync_recordings": True}, f"{USERS_URL}/u1")
+        r = await _patch(
+            client, {"sync_new_webinars_by_default": False, "sync_recordings": True}, f"{USERS_URL}/u1"
+        )
         assert r.status_code == 200, r.text
         assert (r.json()["sync_new_webinars_by_default"], r.json()["sync_recordings"]) == (False, True)
         listed = (await client.get(USERS_URL, headers=ADMIN)).json()
-        assert [(u["zoom_user_id"], u["sync_new_webinars_by_default"], u["sync_recordings"]) for u in listed] == [
-            ("u1", False, True)
-        ]
+        assert [
+            (u["zoom_user_id"], u["sync_new_webinars_by_default"], u["sync_recordings"]) for u in listed
+        ] == [("u1", False, True)]
         # A partial PATCH leaves the other field alone.
         r = await _patch(client, {"sync_recordings": False}, f"{USERS_URL}/u1")
         assert r.status_code == 200, r.text
@@ -317,7 +336,9 @@ class TestZoomUsers:
         assert r.status_code == 422, r.text
         assert "email" in _loc_names(r)
 
-    async def test_other_accounts_users_are_invisible(self, client: httpx.AsyncClient, database: Database) -> None:
+    async def test_other_accounts_users_are_invisible(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
         _seed_zoom_user(database, zoom_account_id=ACCOUNT_ID, zoom_user_id="mine")
         _seed_zoom_user(database, zoom_account_id="acct_other_99", zoom_user_id="theirs")
         r = await client.get(USERS_URL, headers=ADMIN)

@@ -170,7 +170,9 @@ class TestMasking:
 
     def test_redact_everything_in_one_string(self) -> None:
         text = f"to ada@example.com and bob@example.com, bearer abc.def, sig {SIGNATURE}"
-        assert redact(text) == "to a***@example.com and b***@example.com, bearer [redacted], sig v0=[redacted]"
+        assert (
+            redact(text) == "to a***@example.com and b***@example.com, bearer [redacted], sig v0=[redacted]"
+        )
 
 
 class TestSettingsSecrets:
