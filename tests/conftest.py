@@ -54,7 +54,9 @@ def pg_server_url() -> Iterator[str]:
     problem = _pg_reachable()
     if problem is not None:
         if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1) but not reachable at {PG_URL}: {problem}")
+            pytest.fail(
+                f"PostgreSQL is required (REQUIRE_POSTGRES=1) but not reachable at {PG_URL}: {problem}"
+            )
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}; set REQUIRE_POSTGRES=1 to make this a failure")
     name = f"zh_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -80,7 +82,9 @@ def _truncate_all(engine: Engine) -> None:
     tables = [t.name for t in metadata.sorted_tables]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
         else:
             for t in reversed(tables):
                 conn.execute(text(f'DELETE FROM "{t}"'))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def joined_event(i: int = 0, *, webinar_id: str = "89412345678", account_id: str = "acct_test_01") -> dict[str, Any]:
+def joined_event(
+    i: int = 0, *, webinar_id: str = "89412345678", account_id: str = "acct_test_01"
+) -> dict[str, Any]:
     """A minimal, realistic webinar.participant_joined envelope for participant number i."""
     return {
         "event": "webinar.participant_joined",

@@ -15,7 +15,9 @@ from app.sandbox.zoom_webhooks import make_delivery
 from tests.conftest import ADMIN, ZOOM_SECRET
 
 
-async def deliver(client: httpx.AsyncClient, envelopes: Iterable[Mapping[str, Any]], *, concurrency: int = 8) -> None:
+async def deliver(
+    client: httpx.AsyncClient, envelopes: Iterable[Mapping[str, Any]], *, concurrency: int = 8
+) -> None:
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(env: Mapping[str, Any]) -> None:
@@ -44,12 +46,14 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
         "webinars": "SELECT zoom_account_id, webinar_id, topic, host_id, webinar_type, actual_start_at, "
         "actual_end_at, unsupported_reason, deleted_at IS NOT NULL FROM webinar",
-        "registrations": "SELECT webinar_id, registrant_id, email, first_name, last_name, status FROM registration",
+        "registrations": "SELECT webinar_id, registrant_id, email, first_name, last_name, status "
+        "FROM registration",
         "marks": "SELECT webinar_id, person_key, session_key, kind, at, email FROM attendance_mark",
         "outbox": "SELECT portal_id, kind, target_key, state FROM outbox_op",
         "excluded": "SELECT portal_id, webinar_id, person_key, email, reason, role FROM excluded_email",
         "audit": "SELECT webinar_id, status, code, message, details FROM audit_entry",
-        "zoom_users": "SELECT zoom_account_id, zoom_user_id, email, sync_new_webinars_by_default FROM zoom_user",
+        "zoom_users": "SELECT zoom_account_id, zoom_user_id, email, sync_new_webinars_by_default "
+        "FROM zoom_user",
     }
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:

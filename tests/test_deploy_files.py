@@ -49,9 +49,19 @@ def test_compose_commands_exist(compose: dict[str, Any]) -> None:
 
 def test_compose_env_names_are_the_contract_variables(compose: dict[str, Any]) -> None:
     contract = {
-        "DATABASE_URL", "RUN_WORKER", "ADMIN_API_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN", "ZOOM_ACCOUNT_ID",
-        "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "HUBSPOT_PORTAL_ID", "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_APP_ID",
-        "HUBSPOT_CLIENT_SECRET", "HUBSPOT_RATE_LIMIT_PER_10S", "PUBLIC_BASE_URL",
+        "DATABASE_URL",
+        "RUN_WORKER",
+        "ADMIN_API_TOKEN",
+        "ZOOM_WEBHOOK_SECRET_TOKEN",
+        "ZOOM_ACCOUNT_ID",
+        "ZOOM_CLIENT_ID",
+        "ZOOM_CLIENT_SECRET",
+        "HUBSPOT_PORTAL_ID",
+        "HUBSPOT_ACCESS_TOKEN",
+        "HUBSPOT_APP_ID",
+        "HUBSPOT_CLIENT_SECRET",
+        "HUBSPOT_RATE_LIMIT_PER_10S",
+        "PUBLIC_BASE_URL",
     }
     env = set(compose["x-app"]["environment"]) | set(compose["services"]["api"]["environment"])
     assert contract - env == set()
@@ -66,7 +76,9 @@ def test_dockerfile_copies_existing_paths() -> None:
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1) not installed")
 def test_docker_compose_config_validates() -> None:
-    result = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text, update
@@ -17,7 +18,6 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 import app.models  # noqa: F401  (registers every table on the metadata)
-from alembic import command
 from app.db import make_engine, metadata
 from app.migrations import (
     SchemaBehindError,

@@ -175,12 +175,11 @@ def gather_people(session: Session, webinar: Webinar, scope: PlanScope) -> list[
     marks: list[tuple[str, str | None, str | None]] = []
     if scope.everyone:
         registrations = {r.registrant_id: r for r in session.exec(reg_query).all()}
-        marks = [tuple(m) for m in session.exec(mark_query).all()]  # type: ignore[misc]
+        marks = [(m[0], m[1], m[2]) for m in session.exec(mark_query).all()]
     else:
         for chunk in chunks(sorted(scope.attendee_keys), 400):
-            marks.extend(
-                tuple(m) for m in session.exec(mark_query.where(col(AttendanceMark.person_key).in_(chunk)))
-            )  # type: ignore[misc]
+            found = session.exec(mark_query.where(col(AttendanceMark.person_key).in_(chunk))).all()
+            marks.extend((m[0], m[1], m[2]) for m in found)
         wanted = set(scope.registrant_ids) | {rid for _, _, rid in marks if rid}
         for chunk in chunks(sorted(wanted), 400):
             for r in session.exec(reg_query.where(col(Registration.registrant_id).in_(chunk))).all():

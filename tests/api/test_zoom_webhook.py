@@ -54,11 +54,17 @@ class TestSignatureFunctions:
             (KNOWN_SIGNATURE[:-1] + "0", "1700000000", 1700000000, "does not match"),
         ],
     )
-    def test_verify_rejects(self, signature: str | None, timestamp: str | None, now: int, reason: str) -> None:
+    def test_verify_rejects(
+        self, signature: str | None, timestamp: str | None, now: int, reason: str
+    ) -> None:
         with pytest.raises(SignatureFailure) as info:
             verify_zoom_signature(
-                secrets=(ZOOM_SECRET,), signature=signature, timestamp=timestamp, body=KNOWN_BODY,
-                now=now, tolerance_s=300,
+                secrets=(ZOOM_SECRET,),
+                signature=signature,
+                timestamp=timestamp,
+                body=KNOWN_BODY,
+                now=now,
+                tolerance_s=300,
             )
         assert reason in info.value.reason
 
@@ -97,7 +103,13 @@ class TestBadInput:
     """Each case gets a clear 4xx and stores nothing."""
 
     async def _assert_rejected(
-        self, client: httpx.AsyncClient, db: Database, body: bytes, headers: dict[str, str], status: int, text: str
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        body: bytes,
+        headers: dict[str, str],
+        status: int,
+        text: str,
     ) -> None:
         r = await _post(client, body, headers)
         assert r.status_code == status, r.text
@@ -142,7 +154,9 @@ class TestBadInput:
     async def test_body_altered_after_signing(self, client: httpx.AsyncClient, database: Database) -> None:
         body = json.dumps(joined_event()).encode()
         headers = self._signed(body)
-        await self._assert_rejected(client, database, body.replace(b"}", b" }", 1), headers, 401, "does not match")
+        await self._assert_rejected(
+            client, database, body.replace(b"}", b" }", 1), headers, 401, "does not match"
+        )
 
     async def test_invalid_json(self, client: httpx.AsyncClient, database: Database) -> None:
         body = b'{"event": "webinar.started", "payload": '
@@ -198,7 +212,9 @@ class TestStorage:
         assert row.webinar_id == "89412345678"
         assert row.state == "pending"
 
-    async def test_reserialised_duplicate_stored_once(self, client: httpx.AsyncClient, database: Database) -> None:
+    async def test_reserialised_duplicate_stored_once(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
         d = make_delivery(ZOOM_SECRET, joined_event())
         again = reserialize(d, ZOOM_SECRET)
         assert again.body != d.body
@@ -222,7 +238,9 @@ class TestStorage:
             statuses.append((await _post(client, d.body, d.headers)).json()["status"])
         assert statuses == ["accepted", "duplicate"]
 
-    async def test_distinct_events_are_not_merged(self, client: httpx.AsyncClient, database: Database) -> None:
+    async def test_distinct_events_are_not_merged(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
         s = _scenario()
         rid = s.register("a@example.com", "A", "One", at=s.start)
         s.register("b@example.com", "B", "Two", at=s.start)  # same event_ts, other registrant
@@ -232,8 +250,14 @@ class TestStorage:
             assert (await _post(client, d.body, d.headers)).json()["status"] == "accepted"
         assert await _stored(database) == 3
 
-    async def test_unused_event_stored_as_ignored(self, client: httpx.AsyncClient, database: Database) -> None:
-        env: dict[str, Any] = {"event": "meeting.started", "event_ts": 1, "payload": {"account_id": "x", "object": {}}}
+    async def test_unused_event_stored_as_ignored(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
+        env: dict[str, Any] = {
+            "event": "meeting.started",
+            "event_ts": 1,
+            "payload": {"account_id": "x", "object": {}},
+        }
         d = make_delivery(ZOOM_SECRET, env)
         r = await _post(client, d.body, d.headers)
         assert r.status_code == 200
@@ -241,14 +265,18 @@ class TestStorage:
         with database.engine.connect() as conn:
             assert conn.execute(select(InboxEvent.state)).scalar_one() == "ignored"
 
-    async def test_concurrent_deliveries_all_stored(self, client: httpx.AsyncClient, database: Database) -> None:
+    async def test_concurrent_deliveries_all_stored(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
         deliveries = [make_delivery(ZOOM_SECRET, joined_event(i)) for i in range(200)]
         responses = await asyncio.gather(*(_post(client, d.body, d.headers) for d in deliveries))
         assert [r.status_code for r in responses] == [200] * 200
         assert {r.json()["status"] for r in responses} == {"accepted"}
         assert await _stored(database) == 200
 
-    async def test_concurrent_duplicates_stored_once(self, client: httpx.AsyncClient, database: Database) -> None:
+    async def test_concurrent_duplicates_stored_once(
+        self, client: httpx.AsyncClient, database: Database
+    ) -> None:
         deliveries = [make_delivery(ZOOM_SECRET, joined_event(i % 10)) for i in range(100)]
         responses = await asyncio.gather(*(_post(client, d.body, d.headers) for d in deliveries))
         statuses = [r.json()["status"] for r in responses]
@@ -261,6 +289,13 @@ def _scenario() -> WebinarScenario:
     from datetime import UTC, datetime
 
     return WebinarScenario(
-        account_id="acct_test_01", webinar_id="89412345678", host_id="host1", host_email="host@hostco.com",
-        topic="T", start=datetime(2026, 1, 1, 16, tzinfo=UTC), duration_minutes=60, webinar_type=5, seed=3,
+        account_id="acct_test_01",
+        webinar_id="89412345678",
+        host_id="host1",
+        host_email="host@hostco.com",
+        topic="T",
+        start=datetime(2026, 1, 1, 16, tzinfo=UTC),
+        duration_minutes=60,
+        webinar_type=5,
+        seed=3,
     )

@@ -20,8 +20,14 @@ MAIN, EXCLUDED_HOST, DEFAULT_OFF, EVENTS = "81000000001", "81000000002", "810000
 
 def _webinar(webinar_id: str, host_id: str, host_email: str, seed: int) -> WebinarScenario:
     return WebinarScenario(
-        account_id=ACCOUNT_ID, webinar_id=webinar_id, host_id=host_id, host_email=host_email,
-        topic=f"Webinar {webinar_id}", start=T0, duration_minutes=60, seed=seed,
+        account_id=ACCOUNT_ID,
+        webinar_id=webinar_id,
+        host_id=host_id,
+        host_email=host_email,
+        topic=f"Webinar {webinar_id}",
+        start=T0,
+        duration_minutes=60,
+        seed=seed,
     )
 
 
@@ -29,8 +35,15 @@ def build_scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[s
     """(created events, everything else, expectations)."""
     main = _webinar(MAIN, "hostA", "host@hostco.com", 1)
     created = [main.created(at=T0 - timedelta(days=7))]
-    emails = [f"user{i}@example.com" for i in range(47)] + ["not-an-email", "me@ourco.com", "Mixed.Case@Example.org"]
-    ids = [main.register(e, f"First{i}", f"Last{i}", at=T0 - timedelta(days=6, minutes=-i)) for i, e in enumerate(emails)]
+    emails = [f"user{i}@example.com" for i in range(47)] + [
+        "not-an-email",
+        "me@ourco.com",
+        "Mixed.Case@Example.org",
+    ]
+    ids = [
+        main.register(e, f"First{i}", f"Last{i}", at=T0 - timedelta(days=6, minutes=-i))
+        for i, e in enumerate(emails)
+    ]
     for rid in ids[:3]:
         main.cancel(rid, at=T0 - timedelta(days=1))
     main.started(at=T0)
@@ -73,14 +86,19 @@ async def _run(client: httpx.AsyncClient, created: list[Any], rest: list[Any]) -
     r = await client.patch(
         f"/api/v1/portals/{PORTAL_ID}/settings",
         headers=ADMIN,
-        json={"webinar_sync_enabled": True, "contact_exclusion_domains": ["ourco.com"],
-              "exclusion_domains": ["excludedhost.com"]},
+        json={
+            "webinar_sync_enabled": True,
+            "contact_exclusion_domains": ["ourco.com"],
+            "exclusion_domains": ["excludedhost.com"],
+        },
     )
     assert r.status_code == 200, r.text
     await deliver(client, created)
     await wait_inbox_idle(client)
     r = await client.patch(
-        f"/api/v1/portals/{PORTAL_ID}/zoom-users/hostC", headers=ADMIN, json={"sync_new_webinars_by_default": False}
+        f"/api/v1/portals/{PORTAL_ID}/zoom-users/hostC",
+        headers=ADMIN,
+        json={"sync_new_webinars_by_default": False},
     )
     assert r.status_code == 200, r.text
     await deliver(client, rest)
@@ -113,12 +131,18 @@ async def _check_outcome(client: httpx.AsyncClient, expect: dict[str, Any]) -> N
     assert counts["registrants"] == expect["registrants"]
     assert counts["cancelled"] == expect["cancelled"]
     assert counts["attendees"] == expect["attendees"]  # 30 registrants + 1 guest
-    assert counts["excluded_by_reason"] == {"excluded_domain": 1, "invalid_email": 1, "participant_no_email": 1}
+    assert counts["excluded_by_reason"] == {
+        "excluded_domain": 1,
+        "invalid_email": 1,
+        "participant_no_email": 1,
+    }
     assert counts["planned"] == 48  # 50 registrants less the two excluded
 
     excluded = (await client.get(f"{base}/{MAIN}/excluded-emails", headers=ADMIN)).json()
     assert sorted((e["email"] or "", e["reason"]) for e in excluded) == [
-        ("", "no_email"), ("me@ourco.com", "excluded_domain"), ("not-an-email", "invalid_email")
+        ("", "no_email"),
+        ("me@ourco.com", "excluded_domain"),
+        ("not-an-email", "invalid_email"),
     ]
 
     audit = (await client.get(f"{base}/{MAIN}/audit-log", headers=ADMIN)).json()

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
-from alembic import command
 from app.db import make_engine, unit_of_work, utcnow
 from app.ingest.zoom_events import HANDLED_EVENTS, delivery_key, parse_envelope
 from app.migrations import alembic_config, current_revision, upgrade_to_head
