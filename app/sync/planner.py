@@ -316,6 +316,19 @@ def _record_exclusions(
         session.execute(delete(ExcludedEmail).where(*base, col(ExcludedEmail.person_key).in_(keys)))
     if not excluded:
         return
+    # Webinar-level operations planned before the person became excluded (a setting changed) and
+    # never delivered are withdrawn. Contact refreshes stay: the contact may come from another webinar,
+    # and the dispatcher applies the rules again when it sends.
+    prefix = f"{account}:{wid}:"
+    withdrawn = [prefix + p.email for p, _ in excluded if p.email]
+    for targets in chunks(withdrawn, 400):
+        session.execute(
+            delete(OutboxOp).where(
+                col(OutboxOp.portal_id) == portal_id,
+                col(OutboxOp.target_key).in_(targets),
+                col(OutboxOp.done_version) == 0,
+            )
+        )
     table = ExcludedEmail.__table__  # type: ignore[attr-defined]
     now = utcnow()
     rows = {

@@ -312,8 +312,10 @@ class Workers:
         return worker
 
     def run_until_idle(self, database_url: str, *, name: str, batch_size: int = 200) -> WorkerProcess:
+        started = time.monotonic()
         worker = self.start(database_url, "--until-idle", name=name, batch_size=batch_size)
         code = worker.wait()
+        print(f"{name}: exit {code} after {time.monotonic() - started:.1f}s")
         assert code == 0, f"worker {name} exited with {code}; stderr:\n{worker.stderr()}"
         return worker
 
