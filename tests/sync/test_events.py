@@ -118,7 +118,7 @@ class TestRegistrationEvents:
     def test_missing_registrant_id(self) -> None:
         env = self._env("webinar.registration_created")
         del env["payload"]["object"]["registrant"]["id"]
-        with pytest.raises(BadEventError, match="registrant.id"):
+        with pytest.raises(BadEventError, match=r"registrant\.id"):
             parse_event(_body(env))
 
 
