@@ -16,7 +16,12 @@ from typing import Any
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]+")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{16,}")
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn: the same text with ANSI colours
+}
 
 
 def mask_email(email: str) -> str:
@@ -83,7 +88,13 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler._zoom_hubspot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # uvicorn's access log would print every webhook URL line; our own middleware logs requests.
+    # uvicorn installs its own plain-text handlers; route its records through ours so that every
+    # line has one format (JSON lines in production).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # One access line per webhook is noise at Zoom's rates; /metrics has per-route counts and latency.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # Alembic announces its context on every readiness check.
     logging.getLogger("alembic").setLevel(logging.WARNING)
