@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,9 @@ HANDLED_EVENTS = frozenset(
     }
 )
 URL_VALIDATION = "endpoint.url_validation"
+# Milliseconds since the epoch stay far below this for millennia; larger values are garbage (and
+# would overflow a BIGINT column).
+MAX_EVENT_TS = 10**14
 
 # Per-delivery fields that Zoom may change between two deliveries of the same occurrence
 # (duplicated recording.completed deliveries differ only in these, per Zoom's forum).
@@ -71,6 +75,8 @@ def parse_envelope(raw: bytes) -> Envelope:
     event_ts = body.get("event_ts")
     if isinstance(event_ts, bool) or not isinstance(event_ts, int | float | None):
         raise EnvelopeError("'event_ts' must be a number (milliseconds)")
+    if event_ts is not None and not (math.isfinite(event_ts) and 0 <= event_ts < MAX_EVENT_TS):
+        raise EnvelopeError("'event_ts' must be milliseconds since the epoch")
     account_id = payload.get("account_id")
     obj = payload.get("object")
     webinar_id: str | None = None

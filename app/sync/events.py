@@ -164,11 +164,11 @@ def parse_event(raw_body: bytes) -> ParsedEvent:
     obj = payload.get("object")
     if not isinstance(obj, dict):
         raise BadEventError(f"{event}: payload.object is missing")
-    account_id = _str(payload.get("account_id")) or _str(obj.get("account_id"))
+    account_id = _str(payload.get("account_id"), 64) or _str(obj.get("account_id"), 64)
     if account_id is None:
         raise BadEventError(f"{event}: payload.account_id is missing")
     webinar_id = id_str(obj.get("id"))
-    if webinar_id is None or not webinar_id.isdigit():
+    if webinar_id is None or not webinar_id.isdigit() or len(webinar_id) > 20:
         raise BadEventError(f"{event}: object.id is not a webinar id")
     event_ts = _int(body.get("event_ts")) or 0
     parsed = ParsedEvent(event=event, host_id=_str(obj.get("host_id"), 64))
