@@ -14,7 +14,8 @@ from app.security import bearer_token_matches
 from app.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async on purpose: a plain `def` dependency costs a threadpool hop on every webhook request.
     state: AppState = request.app.state.app_state
     return state
 
@@ -22,7 +23,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
