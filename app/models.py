@@ -277,3 +277,26 @@ class OutboxOp(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class RateLimitSlot(SQLModel, table=True):
+    """One of a portal's N request slots: a ring of the last N send times.
+
+    A request may go out when it can take a slot last used more than one window ago, so no window
+    ever holds more than N requests — across every process that shares the database.
+    """
+
+    __tablename__ = "rate_limit_slot"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    slot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    used_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class RateLimitBlock(SQLModel, table=True):
+    """HubSpot answered 429 for a portal: nobody sends to it before `blocked_until`."""
+
+    __tablename__ = "rate_limit_block"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    blocked_until: datetime = Field(sa_type=UTCDateTime())
