@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from app.ingest.zoom_events import HANDLED_EVENTS, delivery_key, parse_envelope
 from app.migrations import alembic_config, current_revision, upgrade_to_head
 from app.models import Connection, InboxEvent, InboxState, PortalSettings, Registration
 from app.sandbox.zoom_webhooks import WebinarScenario, big_webinar, make_delivery
+from app.sync.events import parse_event
 from app.worker import inbox_processor
 from app.worker.inbox_processor import InboxProcessor, ProcessorConfig, requeue_failed
 from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, Database, make_settings, running_app
@@ -373,12 +375,12 @@ def worker_in_transaction(db: Database, watch: Engine, app_name: str) -> bool:
     return int(n) > 0
 
 
-def pg_sessions(watch: Engine, app_name: str) -> int:
+def no_pg_sessions(watch: Engine, app_name: str) -> bool:
     with watch.connect() as conn:
         n = conn.execute(
             text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"), {"app": app_name}
         ).scalar_one()
-    return int(n)
+    return int(n) == 0
 
 
 def assert_same_state(actual: Mapping[str, list[Any]], expected: Mapping[str, list[Any]]) -> None:
@@ -443,14 +445,12 @@ def test_kill_9_mid_batch_loses_nothing_and_applies_nothing_twice(
 
                 wait_until(progressed, f"{name} to commit a batch")
                 time.sleep(rng.uniform(0.0, 0.25))
-                wait_until(
-                    lambda w=worker: worker_in_transaction(database, watch, w.name), f"{name} mid-batch"
-                )
+                wait_until(partial(worker_in_transaction, database, watch, name), f"{name} mid-batch")
                 worker.proc.send_signal(signal.SIGKILL)
                 assert worker.wait(10) == -signal.SIGKILL
                 if database.kind == "postgresql":
                     # The server ends the dead worker's session (rolling its batch back) on its own.
-                    wait_until(lambda n=name: pg_sessions(watch, n) == 0, f"{name}'s server session to end")
+                    wait_until(partial(no_pg_sessions, watch, name), f"{name}'s server session to end")
 
                 states = inbox_states(watch)
                 done = states.get("done", 0)
@@ -642,12 +642,10 @@ async def test_failing_event_is_retried_with_backoff_then_failed_and_reported(
     bad_key = inbox_row(bad_envelope, utcnow())["delivery_key"]
     total = insert_inbox(database.engine, scenario.envelopes)
 
-    real_parse_event = inbox_processor.parse_event
-
     def parse_event_failing_for_one(raw_body: bytes) -> Any:
         if bad_id.encode() in bytes(raw_body):
             raise RuntimeError(f"simulated outage while handling registrant {bad_id}")
-        return real_parse_event(raw_body)
+        return parse_event(raw_body)
 
     monkeypatch.setattr(inbox_processor, "parse_event", parse_event_failing_for_one)
     processor = InboxProcessor(
