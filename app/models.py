@@ -300,3 +300,30 @@ class RateLimitBlock(SQLModel, table=True):
 
     portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
     blocked_until: datetime = Field(sa_type=UTCDateTime())
+
+
+class HubSpotContact(SQLModel, table=True):
+    """What this service knows of an email in a portal's HubSpot (R2-R4 facts, contact id)."""
+
+    __tablename__ = "hubspot_contact"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    email: str = Field(max_length=320, primary_key=True)
+    contact_id: str | None = Field(default=None, max_length=32)
+    # The email is only a secondary address (hs_additional_emails) of this contact (R3).
+    secondary_of: str | None = Field(default=None, max_length=32)
+    archived: bool = False  # deleted in HubSpot (R4)
+    synced: bool = False  # this service wrote it at least once: if it vanishes, it was deleted (R4)
+    checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class HubSpotSetupItem(SQLModel, table=True):
+    """Ids of what `setup` created in HubSpot (timeline event templates, properties)."""
+
+    __tablename__ = "hubspot_setup_item"
+
+    scope: str = Field(max_length=64, primary_key=True)  # "app:<appId>" or "portal:<portalId>"
+    name: str = Field(max_length=200, primary_key=True)
+    external_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
