@@ -7,7 +7,9 @@
 * Databases: :func:`temp_sqlite_database` and :func:`temp_postgres_database` (created for one run,
   removed afterwards).
 * Load: :func:`run_phases` sends prepared requests over a fixed number of keep-alive connections and
-  records per-request latency and status; :func:`percentile` and :class:`LatencySummary` sum it up.
+  records per-request latency and status; :func:`run_wrk_phases` does the same with ``wrk`` (a C load
+  generator) replaying the prepared requests through ``bench/wrk_replay.lua``; :func:`percentile` and
+  :class:`LatencySummary` sum it up.
 * :func:`machine_info` describes where the figures were taken.
 
 Importing this module starts nothing and connects to nothing.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import math
 import os
 import platform
@@ -42,8 +45,10 @@ from fastapi.responses import JSONResponse
 
 __all__ = [
     "DEFAULT_PG_ADMIN_URL",
+    "LOAD_TOOLS",
     "POOL_MODES",
     "REPO_ROOT",
+    "WRK_REPLAY_SCRIPT",
     "LatencySummary",
     "LoadItem",
     "LoadResult",
@@ -51,15 +56,21 @@ __all__ = [
     "ServerStartError",
     "UvicornProcess",
     "bare_app",
+    "default_load_tool",
     "free_port",
     "machine_info",
     "percentile",
     "run_async",
     "run_phases",
+    "run_wrk_phases",
+    "run_wrk_replay",
     "start_uvicorn",
     "temp_postgres_database",
     "temp_sqlite_database",
+    "undo_wrk_correction",
     "uvicorn_server",
+    "write_replay_file",
+    "wrk_version",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -309,6 +320,8 @@ class LoadResult:
     """CPU time (user + system) the load generator's process spent during the phase."""
     server_cpu_s: float = math.nan
     """CPU time the server spent during the phase, when :func:`run_phases` was given a ``cpu_probe``."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Load-generator specific facts (:func:`run_wrk_replay`: threads, connections, wrk's own figures)."""
 
     @property
     def throughput(self) -> float:
@@ -466,6 +479,298 @@ def run_async(coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+# --------------------------------------------------------------------------------------------------
+# Load generation with wrk
+# --------------------------------------------------------------------------------------------------
+
+LOAD_TOOLS = ("wrk", "httpx")
+"""Load generators: ``wrk`` (C, :func:`run_wrk_phases`) and ``httpx`` (Python, :func:`run_phases`)."""
+
+WRK_REPLAY_SCRIPT = Path(__file__).resolve().with_name("wrk_replay.lua")
+"""The wrk script that replays a file of pre-built requests, each exactly once."""
+
+_REPLAY_MAGIC = b"wrk-replay 1"
+
+
+def default_load_tool() -> str:
+    """``wrk`` when it is on ``PATH``, else ``httpx``."""
+    return "wrk" if shutil.which("wrk") else "httpx"
+
+
+def wrk_version(wrk: str = "wrk") -> str:
+    """The first line ``wrk -v`` prints (e.g. ``wrk debian/4.1.0-3+b2 [epoll] Copyright ...``)."""
+    done = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False, timeout=10)
+    first = (done.stdout or done.stderr).strip().splitlines()
+    return first[0].split(" Copyright")[0] if first else "wrk (version unknown)"
+
+
+def write_replay_file(target: Path, *, host: str, path: str, items: Sequence[LoadItem]) -> None:
+    """Write ``items`` as raw HTTP/1.1 POST requests in the format ``bench/wrk_replay.lua`` reads: a line
+    ``wrk-replay 1 <count>``, then per request its length in bytes on a line and the request itself
+    (request line, ``host``, the item's headers, ``content-length``, blank line, body)."""
+    with target.open("wb") as out:
+        out.write(_REPLAY_MAGIC + b" %d\n" % len(items))
+        for body, headers in items:
+            lines = [f"POST {path} HTTP/1.1", f"host: {host}"]
+            for name, value in headers.items():
+                if name.lower() in ("host", "content-length"):
+                    continue
+                if any(c in name or c in value for c in "\r\n"):
+                    raise ValueError(f"header {name!r} contains a line break")
+                lines.append(f"{name}: {value}")
+            lines.append(f"content-length: {len(body)}")
+            raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+            out.write(b"%d\n" % len(raw))
+            out.write(raw)
+
+
+def undo_wrk_correction(
+    histogram: Mapping[int, int], *, duration_us: int, completed: int, connections: int
+) -> dict[int, int]:
+    """The latencies wrk measured, from the histogram it reports after its coordinated-omission correction.
+
+    wrk 4 always calls ``stats_correct(latency, e)`` before ``done()``, with
+    ``e = duration_us // (completed // connections)``: for every recorded value ``n >= 2e`` it adds
+    synthetic samples ``n - e, n - 2e, ...`` down to (excluding) ``e``. So for ``m > e`` the corrected
+    count is ``c[m] = raw[m] + c[m + e]``, and ``raw[m] = c[m] - c[m + e]``; bins ``<= e`` are unchanged.
+    (``duration_us`` is wrk's whole run, not the interval of the fixed-rate schedule wrk assumes, which
+    a closed-loop replay of N requests over ``connections`` connections does not follow.)
+    """
+    per_connection = completed // connections if connections > 0 else 0
+    if per_connection <= 0:
+        return dict(histogram)
+    interval = duration_us // per_connection
+    raw: dict[int, int] = {}
+    for value, count in histogram.items():
+        own = count - histogram.get(value + interval, 0) if value > interval else count
+        if own < 0:
+            raise ValueError(f"not a wrk stats_correct histogram (bin {value}, interval {interval})")
+        if own:
+            raw[value] = own
+    return raw
+
+
+@dataclass
+class _WrkRun:
+    process: subprocess.Popen[bytes]
+    markers: list[Path]
+    deadline: float
+
+
+def _wait_and_interrupt(run: _WrkRun, poll_s: float = 0.01) -> bool:
+    """Wait until every thread has written its marker (or wrk exited, or the deadline passed), then SIGINT
+    wrk so it stops waiting for its duration and reports. Returns whether all markers appeared."""
+    complete = False
+    while run.process.poll() is None and time.monotonic() < run.deadline:
+        if all(marker.exists() for marker in run.markers):
+            complete = True
+            break
+        time.sleep(poll_s)
+    # A SIGINT that lands before wrk has installed its handler, or before it has started sleeping, is
+    # lost or does not cut the sleep short; wrk then gets another one a second later.
+    for _ in range(30):
+        if run.process.poll() is not None:
+            break
+        run.process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.process.wait(1.0)
+    else:
+        run.process.kill()
+        run.process.wait(5)
+    return complete or all(marker.exists() for marker in run.markers)
+
+
+def run_wrk_replay(
+    base_url: str,
+    path: str,
+    items: Sequence[LoadItem],
+    *,
+    connections: int,
+    threads: int = 2,
+    cpu_probe: Callable[[], float] | None = None,
+    limit_s: float = 300.0,
+    request_timeout_s: float = 10.0,
+    wrk: str = "wrk",
+) -> LoadResult:
+    """POST every item exactly once with ``wrk -t threads -c connections`` (HTTP/1.1 keep-alive), through
+    ``bench/wrk_replay.lua``: thread ``k`` sends items ``k, k + threads, ...`` in order and stops once each
+    has its answer. The requests are written to a file in a temporary directory beforehand.
+
+    Figures: elapsed time from the first request sent to the last answer received (CLOCK_MONOTONIC in
+    the wrk threads, so wrk's start-up and stop are not counted); per-request latency from wrk's
+    microsecond histogram with wrk's coordinated-omission correction undone (:func:`undo_wrk_correction`;
+    an answer slower than ``request_timeout_s`` is counted at that value); the load generator's CPU time
+    is that of wrk's threads between their first request and their last answer. ``threads`` is lowered
+    to ``len(items)`` or ``connections`` when either is smaller; wrk opens ``connections // threads``
+    connections per thread. wrk is stopped after ``limit_s`` whatever happens.
+    """
+    host_port = base_url.split("://", 1)[-1].rstrip("/")
+    if not items:
+        return LoadResult(0, math.nan, [], Counter(), Counter(), Counter(), math.nan, math.nan)
+    threads = max(1, min(threads, connections, len(items)))
+    directory = Path(tempfile.mkdtemp(prefix="bench_wrk_"))
+    try:
+        requests_file = directory / "requests.bin"
+        result_file = directory / "result.json"
+        write_replay_file(requests_file, host=host_port, path=path, items=items)
+        cmd = [
+            wrk,
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, math.ceil(limit_s))}s",
+            "--timeout",
+            f"{max(1, math.ceil(request_timeout_s))}s",
+            "-s",
+            str(WRK_REPLAY_SCRIPT),
+            f"{base_url.rstrip('/')}/",
+            "--",
+            str(requests_file),
+            str(threads),
+            str(result_file),
+        ]
+        server_before = cpu_probe() if cpu_probe is not None else math.nan
+        with (directory / "stdout.log").open("wb") as out, (directory / "stderr.log").open("wb") as err:
+            process = subprocess.Popen(cmd, cwd=directory, stdout=out, stderr=err)
+        markers = [directory / f"requests.bin.done.{k}" for k in range(threads)]
+        try:
+            complete = _wait_and_interrupt(_WrkRun(process, markers, time.monotonic() + limit_s + 30.0))
+        finally:
+            if process.poll() is None:  # interrupted (e.g. Ctrl-C): do not leave wrk running
+                process.kill()
+                process.wait(5)
+        server_cpu = cpu_probe() - server_before if cpu_probe is not None else math.nan
+        stdout = (directory / "stdout.log").read_text(errors="replace")
+        stderr = (directory / "stderr.log").read_text(errors="replace")
+        if not result_file.exists():
+            raise RuntimeError(
+                f"wrk (exit code {process.returncode}) wrote no result; stderr:\n{_tail(stderr)}\n"
+                f"stdout:\n{_tail(stdout)}"
+            )
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return _wrk_load_result(
+        result,
+        planned=len(items),
+        connections=connections,
+        threads=threads,
+        complete=complete,
+        request_timeout_s=request_timeout_s,
+        server_cpu_s=server_cpu,
+        wrk_stdout=stdout,
+        wrk_stderr=stderr,
+    )
+
+
+def _wrk_load_result(
+    result: dict[str, Any],
+    *,
+    planned: int,
+    connections: int,
+    threads: int,
+    complete: bool,
+    request_timeout_s: float,
+    server_cpu_s: float,
+    wrk_stdout: str,
+    wrk_stderr: str,
+) -> LoadResult:
+    summary = result["summary"]
+    wrk_errors = {str(k): int(v) for k, v in (summary.get("errors") or {}).items()}
+    flat = result.get("histogram") or []
+    if not isinstance(flat, list):  # the Lua encoder writes an empty table as {}
+        flat = []
+    corrected = {int(v): int(c) for v, c in zip(flat[0::2], flat[1::2], strict=True)}
+    raw = undo_wrk_correction(
+        corrected,
+        duration_us=int(summary["duration_us"]),
+        completed=int(summary["requests"]),
+        connections=connections,
+    )
+    slow = wrk_errors.get("timeout", 0)
+    recorded = sum(raw.values())
+    if recorded + slow != int(summary["requests"]):
+        raise RuntimeError(
+            f"wrk latency histogram holds {recorded} samples (+{slow} over the timeout) for "
+            f"{summary['requests']} answers"
+        )
+    latencies = [value / 1e6 for value, count in sorted(raw.items()) for _ in range(count)]
+    latencies.extend([request_timeout_s] * slow)
+
+    per_thread = result.get("threads") or []
+    codes: Counter[int] = Counter()
+    bodies: Counter[bytes] = Counter()
+    for info in per_thread:
+        for code, n in (info.get("statuses") or {}).items():
+            codes[int(code)] += int(n)
+        for body, n in (info.get("bodies") or {}).items():
+            bodies[str(body).encode("utf-8")] += int(n)
+    answered = sum(int(info.get("answered") or 0) for info in per_thread)
+    sent = sum(int(info.get("sent") or 0) for info in per_thread)
+    errors: Counter[str] = Counter()
+    for kind in ("connect", "read", "write"):
+        if wrk_errors.get(kind):
+            errors[f"wrk {kind} errors"] = wrk_errors[kind]
+    if planned - answered:
+        errors["not answered"] = planned - answered
+
+    firsts = [info["first_send_ns"] for info in per_thread if info.get("first_send_ns") is not None]
+    lasts = [info["last_answer_ns"] for info in per_thread if info.get("last_answer_ns") is not None]
+    elapsed = (max(lasts) - min(firsts)) / 1e9 if firsts and lasts else math.nan
+    cpu_ns = [info.get("cpu_ns") for info in per_thread]
+    # A thread that never got all its answers has no CPU figure; the run's is then unknown.
+    client_cpu = math.nan if None in cpu_ns else sum(float(c) for c in cpu_ns) / 1e9
+    wrk_us = result.get("wrk_corrected_us") or {}
+    details: dict[str, Any] = {
+        "tool": "wrk",
+        "threads": threads,
+        "connections": connections // threads * threads,
+        "complete": complete,
+        "sent": sent,
+        "answered": answered,
+        "answers_over_timeout": slow,
+        "wrk_errors": wrk_errors,
+        "wrk_duration_s": int(summary["duration_us"]) / 1e6,
+        "wrk_corrected_ms": {k: float(v) / 1000.0 for k, v in wrk_us.items() if v is not None},
+        "histogram_source": result.get("histogram_source"),
+        "parked_connections": sum(int(info.get("parked") or 0) for info in per_thread),
+    }
+    if not complete:
+        details["wrk_stdout_tail"] = _tail(wrk_stdout, 20)
+        details["wrk_stderr_tail"] = _tail(wrk_stderr, 20)
+    return LoadResult(planned, elapsed, latencies, codes, errors, bodies, client_cpu, server_cpu_s, details)
+
+
+def run_wrk_phases(
+    base_url: str,
+    path: str,
+    phases: Sequence[PhaseBuilder],
+    *,
+    concurrency: int,
+    threads: int = 2,
+    cpu_probe: Callable[[], float] | None = None,
+    limit_s: float = 300.0,
+    wrk: str = "wrk",
+) -> list[LoadResult]:
+    """:func:`run_phases` with wrk: each phase's requests are built just before the phase and sent by one
+    :func:`run_wrk_replay` run (so, unlike :func:`run_phases`, every phase opens its own connections)."""
+    return [
+        run_wrk_replay(
+            base_url,
+            path,
+            build(),
+            connections=concurrency,
+            threads=threads,
+            cpu_probe=cpu_probe,
+            limit_s=limit_s,
+            wrk=wrk,
+        )
+        for build in phases
+    ]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Webhook ingest benchmark: how fast ``POST /webhooks/zoom`` stores deliveries, against a bare FastAPI app.
 
     python bench/ingest.py [--requests 20000] [--concurrency 32] [--db sqlite|postgresql|both]
-                           [--json out.json] [--warmup 200] [--pool per-task|shared]
+                           [--json out.json] [--warmup 200] [--tool wrk|httpx] [--wrk-threads 2]
+                           [--pool per-task|shared]
 
 For each database (a fresh SQLite file, and/or a fresh PostgreSQL database that is dropped afterwards):
 
@@ -10,6 +11,13 @@ For each database (a fresh SQLite file, and/or a fresh PostgreSQL database that 
 2. each gets the same warm-up deliveries (not counted), then the same N measured ones, all distinct signed
    ``webinar.participant_joined`` deliveries, over ``--concurrency`` keep-alive HTTP/1.1 connections;
 3. the inbox is checked by SQL: every measured delivery stored exactly once, nothing else stored.
+
+Load generators (``--tool``): ``wrk`` (the default when it is on ``PATH``) replays the pre-built, pre-signed
+requests from a file through ``bench/wrk_replay.lua``, each exactly once, ``--wrk-threads`` threads
+sharing ``--concurrency`` connections; it costs far less CPU per request than ``httpx`` (an
+``httpx.AsyncClient`` load generator in this process, see ``--pool``), whose cost on a small machine
+exceeds the servers' own. Latencies from wrk are its per-request measurements, without the
+coordinated-omission correction wrk applies to what it prints (those figures go to ``--json`` too).
 
 Printed per database: requests/s of both, the ratio service / bare, the service's latency percentiles,
 non-200 answers, the stored counts, and PASS/MISS against the targets (ratio >= 0.5 on SQLite,
@@ -22,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import secrets
+import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -40,16 +51,21 @@ from app.ingest.zoom_events import delivery_key, parse_envelope
 from app.sandbox.zoom_webhooks import Envelope, WebinarScenario, make_delivery
 from bench._common import (
     DEFAULT_PG_ADMIN_URL,
+    LOAD_TOOLS,
     POOL_MODES,
     LatencySummary,
     LoadItem,
     LoadResult,
+    PhaseBuilder,
+    default_load_tool,
     machine_info,
     run_async,
     run_phases,
+    run_wrk_phases,
     temp_postgres_database,
     temp_sqlite_database,
     uvicorn_server,
+    wrk_version,
 )
 
 WEBHOOK_PATH = "/webhooks/zoom"
@@ -130,6 +146,7 @@ class ServerFigures:
     latency_ms: LatencySummary
     server_cpu_ms_per_request: float
     client_cpu_ms_per_request: float
+    generator: dict[str, Any]
 
     @classmethod
     def of(cls, result: LoadResult) -> ServerFigures:
@@ -144,6 +161,7 @@ class ServerFigures:
             latency_ms=result.latency(),
             server_cpu_ms_per_request=result.server_cpu_ms_per_request,
             client_cpu_ms_per_request=result.client_cpu_ms_per_request,
+            generator=dict(result.details),
         )
 
 
@@ -179,6 +197,8 @@ class DatabaseRun:
     stored: StoredCheck
     service_stderr_tail: list[str]
     targets: dict[str, bool | None]
+    load_average_1m: float
+    """The machine's 1-minute load average when this database's run began (other work competes too)."""
 
 
 def check_stored(database_url: str, measured: set[str], warmup: set[str]) -> StoredCheck:
@@ -211,6 +231,32 @@ def _database(kind: str, pg_admin_url: str) -> AbstractContextManager[str]:
     return temp_postgres_database("bench_ingest", admin_url=pg_admin_url)
 
 
+def _load(
+    args: argparse.Namespace, base_url: str, phases: Sequence[PhaseBuilder], cpu_probe: Callable[[], float]
+) -> list[LoadResult]:
+    """Send the phases with the chosen load generator; one result per phase."""
+    if args.tool == "wrk":
+        return run_wrk_phases(
+            base_url,
+            WEBHOOK_PATH,
+            phases,
+            concurrency=args.concurrency,
+            threads=args.wrk_threads,
+            cpu_probe=cpu_probe,
+            limit_s=SIGNATURE_WINDOW_S,
+        )
+    return run_async(
+        run_phases(
+            base_url,
+            WEBHOOK_PATH,
+            phases,
+            concurrency=args.concurrency,
+            pool=args.pool,
+            cpu_probe=cpu_probe,
+        )
+    )
+
+
 def run_database(
     kind: str,
     *,
@@ -221,22 +267,14 @@ def run_database(
     measured_keys: set[str],
 ) -> DatabaseRun:
     secret = secrets.token_urlsafe(24)
+    load_average = os.getloadavg()[0]
     with _database(kind, args.pg_admin_url) as database_url:
-        phases = [
+        phases: list[PhaseBuilder] = [
             lambda: sign_all(secret, warmup_envelopes),
             lambda: sign_all(secret, measured_envelopes),
         ]
         with uvicorn_server("bench._common:bare_app", name="bare", ready_path="/readyz") as bare:
-            warm_bare, bare_result = run_async(
-                run_phases(
-                    bare.base_url,
-                    WEBHOOK_PATH,
-                    phases,
-                    concurrency=args.concurrency,
-                    pool=args.pool,
-                    cpu_probe=bare.cpu_seconds,
-                )
-            )
+            warm_bare, bare_result = _load(args, bare.base_url, phases, bare.cpu_seconds)
         env = {
             "DATABASE_URL": database_url,
             "ZOOM_WEBHOOK_SECRET_TOKEN": secret,
@@ -254,16 +292,7 @@ def run_database(
             ready_path="/readyz",
             timeout=args.start_timeout,
         ) as service:
-            warm_service, service_result = run_async(
-                run_phases(
-                    service.base_url,
-                    WEBHOOK_PATH,
-                    phases,
-                    concurrency=args.concurrency,
-                    pool=args.pool,
-                    cpu_probe=service.cpu_seconds,
-                )
-            )
+            warm_service, service_result = _load(args, service.base_url, phases, service.cpu_seconds)
             stored = check_stored(database_url, measured_keys, warmup_keys)
         stderr_tail = service.stderr_text().rstrip().splitlines()[-20:]
 
@@ -293,6 +322,7 @@ def run_database(
         stored=stored,
         service_stderr_tail=stderr_tail,
         targets=targets,
+        load_average_1m=load_average,
     )
 
 
@@ -320,7 +350,7 @@ def _row(label: str, fig: ServerFigures) -> str:
 def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
     title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[run.database]
     yield ""
-    yield f"== {title} =="
+    yield f"== {title} ==  (1-min load average at start: {run.load_average_1m:.2f})"
     yield f"  {'':<14}" + "".join(f"{c:>9}" for c in _COLUMNS)
     yield _row("bare FastAPI", run.bare)
     yield _row("service", run.service)
@@ -332,6 +362,16 @@ def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
         f"load generator {run.service.client_cpu_ms_per_request:.2f} ms"
     )
     svc = run.service
+    wrk_ms = svc.generator.get("wrk_corrected_ms")
+    if wrk_ms:
+        yield (
+            f"  service latency as wrk prints it (with its coordinated-omission correction): p50 "
+            f"{wrk_ms.get('p50', math.nan):.1f}, p90 {wrk_ms.get('p90', math.nan):.1f}, p99 "
+            f"{wrk_ms.get('p99', math.nan):.1f} ms"
+        )
+    for label, fig in (("bare", run.bare), ("service", run.service)):
+        if fig.generator.get("tool") == "wrk" and not fig.generator.get("complete"):
+            yield f"  WARNING: wrk did not get every answer from {label}: {fig.generator}"
     answers = ", ".join(f"{k} {v}" for k, v in svc.answers.items()) or "none"
     codes = ", ".join(f"{k}: {v}" for k, v in svc.status_codes.items())
     yield f"  service answers: status codes {{{codes}}}; 200 bodies: {answers}"
@@ -388,6 +428,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="libpq URL used to create and drop the temporary database (env BENCH_PG_ADMIN_URL)",
     )
     parser.add_argument(
+        "--tool",
+        choices=LOAD_TOOLS,
+        default=default_load_tool(),
+        help="load generator: wrk (C; the default when wrk is on PATH) replaying the pre-signed requests, "
+        "or httpx (Python, this process)",
+    )
+    parser.add_argument(
+        "--wrk-threads", type=int, default=2, help="wrk threads sharing the --concurrency connections"
+    )
+    parser.add_argument(
         "--pool",
         choices=POOL_MODES,
         default="per-task",
@@ -396,8 +446,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for /readyz")
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--requests and --concurrency must be >= 1, --warmup >= 0")
+    if args.requests < 1 or args.concurrency < 1 or args.warmup < 0 or args.wrk_threads < 1:
+        parser.error("--requests, --concurrency and --wrk-threads must be >= 1, --warmup >= 0")
+    if args.tool == "wrk" and shutil.which("wrk") is None:
+        parser.error("--tool wrk: wrk is not on PATH")
     return args
 
 
@@ -420,14 +472,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"machine: {machine['cpu_count']} CPUs ({machine['cpu_usable']} usable), "
         f"{machine['implementation']} {machine['python']}, {machine['platform']}"
     )
-    pool = "one client per task" if args.pool == "per-task" else "one shared client"
+    if args.tool == "wrk":
+        threads = max(1, min(args.wrk_threads, args.concurrency))
+        print(
+            f"load: {args.requests} measured + {args.warmup} warm-up requests per server, "
+            f"{wrk_version()} -t {threads} -c {args.concurrency // threads * threads} (HTTP/1.1 keep-alive), "
+            "replaying the pre-signed requests once each (bench/wrk_replay.lua)"
+        )
+        print(
+            "      req/s = measured POSTs / (last answer - first request); latencies as wrk measured them, "
+            "without its coordinated-omission correction"
+        )
+        generator = f"wrk, {threads} threads"
+    else:
+        pool = "one client per task" if args.pool == "per-task" else "one shared client"
+        print(
+            f"load: {args.requests} measured + {args.warmup} warm-up requests per server, "
+            f"concurrency {args.concurrency} (httpx AsyncClient, HTTP/1.1 keep-alive, {pool}, "
+            f"{machine['client_event_loop']})"
+        )
+        generator = "one Python process"
     print(
-        f"load: {args.requests} measured + {args.warmup} warm-up requests per server, "
-        f"concurrency {args.concurrency} (httpx AsyncClient, HTTP/1.1 keep-alive, {pool}, "
-        f"{machine['client_event_loop']})"
-    )
-    print(
-        f"note: the load generator (one Python process) shares the machine's {machine['cpu_usable']} cores "
+        f"note: the load generator ({generator}) shares the machine's {machine['cpu_usable']} cores "
         "with the server under test, so req/s and latencies include its cost;"
     )
     print(
@@ -461,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "requests": args.requests,
             "warmup": args.warmup,
             "concurrency": args.concurrency,
+            "tool": args.tool,
+            "wrk_threads": args.wrk_threads if args.tool == "wrk" else None,
             "targets": {"ratio_sqlite_min": TARGET_RATIO_SQLITE, "p99_ms_max": TARGET_P99_MS},
             "runs": [asdict(run) for run in runs],
             "overall_pass": all_ok,

@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,13 @@ from app.ingest.zoom_events import HANDLED_EVENTS, delivery_key, parse_envelope
 from app.migrations import upgrade_to_head
 from app.models import Connection, InboxEvent, InboxState, PortalSettings
 from app.sandbox.zoom_webhooks import big_webinar
-from bench._common import REPO_ROOT, machine_info, temp_postgres_database, temp_sqlite_database
+from bench._common import (
+    REPO_ROOT,
+    machine_info,
+    percentile,
+    temp_postgres_database,
+    temp_sqlite_database,
+)
 
 ACCOUNT_ID = "bench_process_account"
 WEBINAR_ID = "83456789012"
@@ -198,6 +205,7 @@ class WorkerFigures:
     pid: int
     exit_code: int | None
     exit_after_s: float
+    exit_wall: float | None  # epoch seconds, to compare with the rows' processed_at
     peak_rss_mb: float  # max of the sampled RSS and the last VmHWM read
     sampled_rss_mb: float
     vm_hwm_mb: float
@@ -215,6 +223,7 @@ class _Watched:
     max_hwm: int = 0
     samples: int = 0
     exited_at: float | None = None
+    exited_wall: float | None = None
 
 
 def _worker_env(database_url: str, batch_size: int | None) -> dict[str, str]:
@@ -280,6 +289,7 @@ def run_workers(
             for w in watched:
                 if w.exited_at is None and w.process.poll() is not None:
                     w.exited_at = time.perf_counter()
+                    w.exited_wall = time.time()
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"workers still running after {timeout_s:.0f} s")
             time.sleep(0.01)
@@ -298,6 +308,7 @@ def run_workers(
                 pid=w.process.pid,
                 exit_code=w.process.returncode,
                 exit_after_s=round((w.exited_at or began) - began, 3),
+                exit_wall=w.exited_wall,
                 peak_rss_mb=round(max(w.max_rss, w.max_hwm) / 2**20, 1),
                 sampled_rss_mb=round(w.max_rss / 2**20, 1),
                 vm_hwm_mb=round(w.max_hwm / 2**20, 1),
@@ -326,8 +337,11 @@ class DatabaseCheck:
     webinar_ended: bool
     outbox_pending_by_kind: dict[str, int]
     outbox_pending: int
+    outbox_plannings: int  # SUM(planned_version): how many times operations were (re)planned in all
     audit_by_code: dict[str, int]
     processing_span_s: float | None  # first to last processed_at (the workers' busy time, roughly)
+    batch_starts: list[tuple[float, int]]  # (processed_at as epoch s, rows) per batch, in time order
+    ended_batch_start: float | None  # processed_at of the batch holding webinar.ended
     problems: list[str] = field(default_factory=list)
 
 
@@ -372,22 +386,31 @@ def check_database(url: str, workload: Workload) -> DatabaseCheck:
                     )
                 )
             }
+            plannings = conn.execute(
+                text("SELECT COALESCE(SUM(planned_version), 0) FROM outbox_op")
+            ).scalar_one()
             audit = {
                 str(k): int(n)
                 for k, n in conn.execute(
                     text("SELECT code, COUNT(*) FROM audit_entry GROUP BY code ORDER BY code")
                 )
             }
-            first, last = conn.execute(
-                text("SELECT MIN(processed_at), MAX(processed_at) FROM inbox_event")
-            ).one()
+            # Every row of a batch gets the same processed_at (taken when the batch starts processing).
+            batches = [
+                (_epoch(at), int(n))
+                for at, n in conn.execute(
+                    text(
+                        "SELECT processed_at, COUNT(*) FROM inbox_event WHERE processed_at IS NOT NULL "
+                        "GROUP BY processed_at ORDER BY processed_at"
+                    )
+                )
+            ]
+            ended_at = conn.execute(
+                text("SELECT MAX(processed_at) FROM inbox_event WHERE event = 'webinar.ended'")
+            ).scalar_one_or_none()
     finally:
         engine.dispose()
-    span = None
-    if first is not None and last is not None:
-        first_dt, last_dt = _as_datetime(first), _as_datetime(last)
-        if first_dt is not None and last_dt is not None:
-            span = round((last_dt - first_dt).total_seconds(), 3)
+    span = round(batches[-1][0] - batches[0][0], 3) if batches else None
     check = DatabaseCheck(
         inbox_by_state=inbox,
         registrations=int(registrations),
@@ -398,8 +421,11 @@ def check_database(url: str, workload: Workload) -> DatabaseCheck:
         webinar_ended=ended is not None,
         outbox_pending_by_kind=outbox,
         outbox_pending=sum(outbox.values()),
+        outbox_plannings=int(plannings),
         audit_by_code=audit,
         processing_span_s=span,
+        batch_starts=batches,
+        ended_batch_start=_epoch(ended_at) if ended_at is not None else None,
     )
     expected = {
         "inbox rows done": (inbox.get("done", 0), workload.events),
@@ -421,15 +447,41 @@ def check_database(url: str, workload: Workload) -> DatabaseCheck:
     return check
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):  # SQLite through a raw text() query
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
+def _epoch(value: Any) -> float:
+    """A processed_at value read by raw SQL (a string on SQLite, naive UTC) as epoch seconds."""
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@dataclass
+class BatchTimes:
+    """Batch durations of a one-worker run, from the processed_at of consecutive batches."""
+
+    batches: int
+    median_s: float | None
+    p90_s: float | None
+    max_s: float | None  # of all batches but the last
+    last_batch_s: float | None  # last batch start to the worker's exit
+    last_batch_rows: int | None
+    last_batch_has_ended: bool
+
+
+def batch_times(check: DatabaseCheck, figures: Sequence[WorkerFigures]) -> BatchTimes:
+    starts = check.batch_starts
+    gaps = sorted(b[0] - a[0] for a, b in pairwise(starts))
+    exits = [w.exit_wall for w in figures if w.exit_wall is not None]
+    last_s = round(max(exits) - starts[-1][0], 3) if starts and exits else None
+    return BatchTimes(
+        batches=len(starts),
+        median_s=round(percentile(gaps, 50, presorted=True), 3) if gaps else None,
+        p90_s=round(percentile(gaps, 90, presorted=True), 3) if gaps else None,
+        max_s=round(gaps[-1], 3) if gaps else None,
+        last_batch_s=last_s,
+        last_batch_rows=starts[-1][1] if starts else None,
+        last_batch_has_ended=bool(starts) and check.ended_batch_start == starts[-1][0],
+    )
 
 
 def pending_count(url: str) -> int:
@@ -462,6 +514,8 @@ class Run:
     extra_rounds: int  # workers started again because rows were still pending after all had exited
     pending_after: int
     check: DatabaseCheck
+    batch_times: BatchTimes | None  # one-worker runs only
+    load_avg_before: tuple[float, float, float]
     notes: list[str]
 
     @property
@@ -487,6 +541,9 @@ def run_one(kind: str, workers: int, workload: Workload, args: argparse.Namespac
             flush=True,
         )
         log_dir = Path(logs)
+        load_before = os.getloadavg()
+        if load_before[0] > 1.0:
+            print(f"[{label}] note: 1-min load average is {load_before[0]:.1f} before the run", flush=True)
         began = time.perf_counter()
         seconds, figures = run_workers(url, workers, args.batch_size, log_dir, args.timeout)
         pending = pending_count(url)
@@ -531,6 +588,8 @@ def run_one(kind: str, workers: int, workload: Workload, args: argparse.Namespac
         extra_rounds=rounds,
         pending_after=pending,
         check=check,
+        batch_times=batch_times(check, figures) if workers == 1 and not rounds else None,
+        load_avg_before=load_before,
         notes=notes,
     )
     print(
@@ -551,12 +610,21 @@ def print_check(label: str, run: Run) -> None:
     )
     print(
         f"[{label}] outbox pending: {c.outbox_pending} "
-        f"({', '.join(f'{k} {n}' for k, n in c.outbox_pending_by_kind.items()) or 'none'})"
+        f"({', '.join(f'{k} {n}' for k, n in c.outbox_pending_by_kind.items()) or 'none'}); "
+        f"planned {c.outbox_plannings} times in all (sum of planned_version)"
     )
     print(
         f"[{label}] audit entries: {c.audit_by_code or 'none'}; "
-        f"first→last processed_at: {c.processing_span_s} s"
+        f"first→last batch start: {c.processing_span_s} s; load average before: "
+        + " ".join(f"{x:.1f}" for x in run.load_avg_before)
     )
+    b = run.batch_times
+    if b is not None:
+        print(
+            f"[{label}] batches: {b.batches}; duration median {b.median_s} s, p90 {b.p90_s} s, "
+            f"max {b.max_s} s (all but the last); last batch {b.last_batch_s} s for {b.last_batch_rows} rows"
+            + (" (holds webinar.ended: plans everyone)" if b.last_batch_has_ended else "")
+        )
     for problem in c.problems:
         print(f"[{label}] CHECK FAILED: {problem}")
     for note in run.notes:
@@ -589,7 +657,7 @@ def report(runs: Sequence[Run], workload: Workload, machine: dict[str, Any]) -> 
         "exited and SQL shows 0 pending; the outbox is left planned (no HubSpot calls)"
     )
     print(
-        "busy s = first to last inbox processed_at (commit times; excludes start-up and the first batch); "
+        "busy s = first to last batch start (inbox processed_at; excludes start-up and the last batch); "
         "idle start s = one worker started on the drained inbox (start-up + one empty poll + exit); "
         "conflicts = batches rolled back after a database conflict and redone"
     )
@@ -631,10 +699,10 @@ def report(runs: Sequence[Run], workload: Workload, machine: dict[str, Any]) -> 
         lines.append(f"{verdict(ok)} {key}: {run.peak_rss_mb:.0f} MB")
     if any(r.database == "postgresql" for r in runs):
         key = f"postgresql 2 workers >= {TARGET_PG_SPEEDUP}x 1 worker"
-        ok = None if speedup is None else speedup >= TARGET_PG_SPEEDUP
-        targets[key] = ok
+        speedup_ok = None if speedup is None else speedup >= TARGET_PG_SPEEDUP
+        targets[key] = speedup_ok
         lines.append(
-            f"{verdict(ok)} {key}: " + (f"{speedup:.2f}x" if speedup is not None else "not measured")
+            f"{verdict(speedup_ok)} {key}: " + (f"{speedup:.2f}x" if speedup is not None else "not measured")
         )
     for run in runs:
         ok = not run.check.problems and not run.pending_after
@@ -643,6 +711,13 @@ def report(runs: Sequence[Run], workload: Workload, machine: dict[str, Any]) -> 
         lines.append(f"{'PASS' if ok else 'FAIL'} {key}" + ("" if ok else f": {run.check.problems}"))
     for line in lines:
         print(line)
+    loads = ", ".join(f"{r.database}/{r.workers}: {r.load_avg_before[0]:.1f}" for r in runs)
+    print(f"1-min load average before each run: {loads}")
+    if any(r.load_avg_before[0] > 0.5 * machine["cpu_usable"] for r in runs):
+        print(
+            "note: other processes were using the CPUs during some runs; the figures (and the speed-up "
+            "ratio, whose two runs may have seen different loads) are lower bounds and vary between runs"
+        )
     if machine["cpu_usable"] <= 2:
         print(
             f"note: only {machine['cpu_usable']} CPUs here, shared by the workers and PostgreSQL itself: two "

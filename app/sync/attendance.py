@@ -106,8 +106,20 @@ def compute_attendance(
     marks: Iterable[Mark], actual_start: datetime, actual_end: datetime | None, now: datetime
 ) -> Attendance:
     """Attendance of one participant; a webinar still running is measured up to ``now``."""
+    return attendance_from_sessions([marks], actual_start, actual_end, now)
+
+
+def attendance_from_sessions(
+    sessions: Iterable[Iterable[Mark]], actual_start: datetime, actual_end: datetime | None, now: datetime
+) -> Attendance:
+    """Attendance of one person over several device sessions (rejoins, two devices).
+
+    Marks pair up inside their own session, where a join and its leave always belong together;
+    the person's time is the union of every session's intervals.
+    """
     close_at = actual_end if actual_end is not None else now
-    covered = _clipped_union(pair_marks(marks, close_at), actual_start, close_at)
+    intervals = [iv for marks in sessions for iv in pair_marks(marks, close_at)]
+    covered = _clipped_union(intervals, actual_start, close_at)
     attended = _total(covered).total_seconds()
     return Attendance(
         attended_seconds=math.floor(attended),

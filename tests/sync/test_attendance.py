@@ -13,6 +13,7 @@ from app.sync.attendance import (
     Interval,
     Mark,
     MarkKind,
+    attendance_from_sessions,
     attendance_percent,
     average_percent,
     compute_attendance,
@@ -301,3 +302,28 @@ def test_property_union_matches_brute_force(spans: list[tuple[int, int]], window
     covered = {s for a, b in spans for s in range(max(a, lo), min(b, hi))}
     intervals = [Interval(T0 + timedelta(seconds=a), T0 + timedelta(seconds=b)) for a, b in spans]
     assert union_seconds(intervals, T0 + timedelta(seconds=lo), T0 + timedelta(seconds=hi)) == len(covered)
+
+
+class TestSessions:
+    """Several device sessions of one person: pair inside each session, then take the union."""
+
+    def test_two_devices_overlapping_count_once_over_their_union(self) -> None:
+        start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+        end = start + timedelta(minutes=60)
+        phone = [Mark(MarkKind.JOIN, start), Mark(MarkKind.LEAVE, start + timedelta(minutes=30))]
+        laptop = [
+            Mark(MarkKind.JOIN, start + timedelta(minutes=10)),
+            Mark(MarkKind.LEAVE, start + timedelta(minutes=50)),
+        ]
+        got = attendance_from_sessions([phone, laptop], start, end, end)
+        assert got.attended_seconds == 50 * 60
+        assert got.percent == pytest.approx(83.3)
+
+    def test_reconnect_in_the_same_second_keeps_both_sessions(self) -> None:
+        start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+        end = start + timedelta(seconds=20)
+        first = [Mark(MarkKind.JOIN, start), Mark(MarkKind.LEAVE, start + timedelta(seconds=10))]
+        second = [Mark(MarkKind.JOIN, start + timedelta(seconds=10)), Mark(MarkKind.LEAVE, end)]
+        got = attendance_from_sessions([first, second], start, end, end)
+        assert got.attended_seconds == 20
+        assert got.percent == 100.0
