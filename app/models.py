@@ -310,6 +310,7 @@ class HubSpotContact(SQLModel, table=True):
     portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
     email: str = Field(max_length=320, primary_key=True)
     contact_id: str | None = Field(default=None, max_length=32)
+    is_account_user: bool = False  # a user of the HubSpot account (R2)
     # The email is only a secondary address (hs_additional_emails) of this contact (R3).
     secondary_of: str | None = Field(default=None, max_length=32)
     archived: bool = False  # deleted in HubSpot (R4)

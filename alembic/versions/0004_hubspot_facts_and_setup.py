@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-28 13:06:36.678218
+Create Date: 2026-11-28 13:07:38.843908
 """
 
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('portal_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
     sa.Column('contact_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('is_account_user', sa.Boolean(), nullable=False),
     sa.Column('secondary_of', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('archived', sa.Boolean(), nullable=False),
     sa.Column('synced', sa.Boolean(), nullable=False),
