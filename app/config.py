@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(default=8, ge=1)
     worker_retry_base_s: float = Field(default=2.0, gt=0)
     worker_lease_s: float = Field(default=120.0, gt=0)
+    dispatch_retry_base_s: float = Field(default=2.0, gt=0)
+    dispatch_max_attempts: int = Field(default=5, ge=1)
 
     @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
     @classmethod

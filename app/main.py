@@ -7,23 +7,29 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from app.api import admin_settings, admin_webinars, health, zoom_webhooks
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
 from app.db import make_engine
+from app.delivery.gateway import HubSpotGateway
 from app.ingest.inbox_writer import InboxWriter
 from app.logging_setup import configure_logging
 from app.metrics import LatencyMiddleware
 from app.migrations import ensure_schema
 from app.state import AppState
-from app.worker.runner import build_processor, run_worker_async
+from app.worker.runner import build_dispatcher, build_processor, run_dispatcher_async, run_worker_async
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, hubspot_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The ASGI app. `hubspot_transport` lets tests and the demo route HubSpot calls to a sandbox."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or Settings()
@@ -37,22 +43,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state = AppState(settings=cfg, engine=engine, inbox_writer=writer)
             app.state.app_state = state
             stop = asyncio.Event()
-            worker_task: asyncio.Task[None] | None = None
+            tasks: list[asyncio.Task[None]] = []
+            gateway: HubSpotGateway | None = None
             if cfg.run_worker:
-                wake = asyncio.Event()
+                wake, wake_dispatch = asyncio.Event(), asyncio.Event()
                 state.extras["wake_worker"] = wake.set
-                worker_task = asyncio.create_task(
-                    run_worker_async(build_processor(engine, cfg), stop, wake, cfg.worker_poll_interval_s),
-                    name="inbox-worker",
+                gateway = HubSpotGateway(cfg, engine, transport=hubspot_transport)
+                tasks.append(
+                    asyncio.create_task(
+                        run_worker_async(
+                            build_processor(engine, cfg),
+                            stop,
+                            wake,
+                            cfg.worker_poll_interval_s,
+                            wake_dispatch.set,
+                        ),
+                        name="inbox-worker",
+                    )
                 )
+                tasks.append(
+                    asyncio.create_task(
+                        run_dispatcher_async(
+                            build_dispatcher(engine, cfg, gateway),
+                            stop,
+                            wake_dispatch,
+                            cfg.worker_poll_interval_s,
+                        ),
+                        name="outbox-dispatcher",
+                    )
+                )
+                state.extras["wake_dispatcher"] = wake_dispatch.set
             try:
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
                 yield
             finally:
                 stop.set()
-                if worker_task is not None:
+                if tasks:
                     state.extras["wake_worker"]()
-                    await worker_task
+                    state.extras["wake_dispatcher"]()
+                    await asyncio.gather(*tasks)
+                if gateway is not None:
+                    await gateway.aclose()
                 writer.stop()
         finally:
             engine.dispose()

@@ -7,10 +7,14 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.delivery.dispatcher import DispatchConfig, Dispatcher
+from app.delivery.facts import FactsResolver, db_hubspot_facts
+from app.delivery.gateway import HubSpotGateway
 from app.worker.inbox_processor import BatchOutcome, InboxProcessor, ProcessorConfig
 
 log = logging.getLogger(__name__)
@@ -24,7 +28,38 @@ def build_processor(engine: Engine, settings: Settings) -> InboxProcessor:
             max_attempts=settings.worker_max_attempts,
             retry_base_s=settings.worker_retry_base_s,
         ),
+        hubspot_facts=db_hubspot_facts,
     )
+
+
+def build_dispatcher(engine: Engine, settings: Settings, gateway: HubSpotGateway) -> Dispatcher:
+    return Dispatcher(
+        engine,
+        client_for=gateway.client_for,
+        setup_for=gateway.setup_for,
+        facts=FactsResolver(engine),
+        config=DispatchConfig(
+            retry_base_s=settings.dispatch_retry_base_s, max_attempts=settings.dispatch_max_attempts
+        ),
+    )
+
+
+async def run_dispatcher_async(
+    dispatcher: Dispatcher, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
+) -> None:
+    """Delivers planned operations; woken when the inbox worker planned something."""
+    while not stop.is_set():
+        try:
+            outcome = await dispatcher.run_once()
+        except Exception:  # the loop must survive anything (database restarting, a bug in one round)
+            log.exception("dispatch round failed")
+            await asyncio.sleep(poll_interval_s * 10)
+            continue
+        if outcome.done or outcome.retried or outcome.failed:
+            continue  # there may be more
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=poll_interval_s)
 
 
 def _log_outcome(outcome: BatchOutcome) -> None:
@@ -41,7 +76,11 @@ def _log_outcome(outcome: BatchOutcome) -> None:
 
 
 async def run_worker_async(
-    processor: InboxProcessor, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
+    processor: InboxProcessor,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    poll_interval_s: float,
+    on_planned: Callable[[], None] | None = None,
 ) -> None:
     """In-process worker: batches run in a thread so the event loop keeps answering webhooks."""
     while not stop.is_set():
@@ -52,6 +91,8 @@ async def run_worker_async(
             outcome = BatchOutcome()
             await asyncio.sleep(poll_interval_s * 10)
         _log_outcome(outcome)
+        if outcome.done and on_planned is not None:
+            on_planned()
         if outcome.claimed:
             continue
         wake.clear()

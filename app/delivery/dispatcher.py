@@ -1,0 +1,811 @@
+"""Delivers planned operations to HubSpot, as fast as the portal's rate limit allows.
+
+Each round claims due operations (a lease, so several workers share them), reads the current
+values from the local model, sends them in batches of at most 100 per portal and kind, and
+records each operation's result. An operation is done for the version it was sent with: if it was
+re-planned meanwhile it stays pending and goes again with the newer values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from app.db import unit_of_work, utcnow
+from app.delivery.facts import FactsResolver, contact_ids
+from app.delivery.values import PersonWebinar, contact_properties, load_people
+from app.hubspot_setup import TEMPLATE_ATTENDANCE, TEMPLATE_REGISTRATION, encode_tokens
+from app.integrations.hubspot import (
+    AttendanceInput,
+    AttendanceState,
+    ContactUpsert,
+    HubSpotClient,
+    HubSpotError,
+    MarketingEvent,
+    TimelineEvent,
+)
+from app.models import AuditStatus, Connection, HubSpotContact, OutboxOp, OutboxState, Webinar, ZoomUser
+from app.sync.local_model import WebinarKey, load_webinars
+from app.sync.planner import (
+    AuditCode,
+    OpKind,
+    add_audit_event,
+    connections_for,
+    load_settings,
+    portal_rules,
+    upsert_audit,
+    webinar_skip_reason,
+)
+from app.sync.rules import HubSpotFacts, email_decision
+from app.util import chunks
+from app.worker.inbox_processor import enqueue_replan
+
+log = logging.getLogger(__name__)
+
+# Contacts first (timeline events and marketing states need their ids), completion last.
+KIND_ORDER = (
+    OpKind.MARKETING_EVENT,
+    OpKind.CONTACT_REFRESH,
+    OpKind.REGISTRATION_EVENT,
+    OpKind.ATTENDANCE_EVENT,
+    OpKind.MARKETING_STATE,
+    OpKind.MARKETING_COMPLETE,
+)
+REGISTRATION_TEMPLATE = TEMPLATE_REGISTRATION
+ATTENDANCE_TEMPLATE = TEMPLATE_ATTENDANCE
+
+
+class Verdict(StrEnum):
+    DONE = "done"  # sent (or nothing to send any more)
+    WAIT = "wait"  # depends on something not sent yet: try again soon, no attempt counted
+    RETRY = "retry"  # failed: try again with backoff (an attempt counted)
+
+
+@dataclass(frozen=True)
+class Result:
+    verdict: Verdict
+    error: str | None = None
+    retryable: bool = True
+    delay_s: float = 1.0
+    reason: str | None = None  # audit reason when it ends as failed
+
+
+DONE = Result(Verdict.DONE)
+
+
+@dataclass(frozen=True)
+class ClaimedOp:
+    id: int
+    portal_id: int
+    kind: str
+    target_key: str
+    zoom_account_id: str
+    webinar_id: str | None
+    email: str | None
+    version: int
+    attempts: int
+    created_at: datetime
+
+    @property
+    def webinar_key(self) -> WebinarKey | None:
+        return (self.zoom_account_id, self.webinar_id) if self.webinar_id else None
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    batch_size: int = 100  # HubSpot's batch limit
+    claim_limit: int = 2000
+    lease_s: float = 120.0
+    max_attempts: int = 5  # for errors HubSpot will answer the same way again (4xx)
+    give_up_after_s: float = 24 * 3600.0  # for outages (429, 5xx, transport): keep trying this long
+    retry_base_s: float = 2.0
+    retry_max_s: float = 300.0
+    wait_s: float = 1.0
+
+
+@dataclass
+class DispatchOutcome:
+    claimed: int = 0
+    done: int = 0
+    waiting: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+ClientFor = Callable[[int], HubSpotClient | None]
+SetupFor = Callable[[HubSpotClient, int], Awaitable[dict[str, str]]]
+
+
+def event_id(prefix: str, webinar_id: str, email: str) -> str:
+    """Deterministic timeline event id: a replay re-sends the same id, which HubSpot refuses."""
+    digest = hashlib.sha256(email.encode()).hexdigest()[:24]
+    return f"{prefix}-{webinar_id}-{digest}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        client_for: ClientFor,
+        setup_for: SetupFor,
+        facts: FactsResolver,
+        config: DispatchConfig | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.client_for = client_for
+        self.setup_for = setup_for
+        self.facts = facts
+        self.config = config or DispatchConfig()
+        self.now = now
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    # ---- the round ------------------------------------------------------------------------------
+
+    async def run_once(self) -> DispatchOutcome:
+        ops = await asyncio.to_thread(self._claim)
+        outcome = DispatchOutcome(claimed=len(ops))
+        if not ops:
+            return outcome
+        by_portal: dict[int, list[ClaimedOp]] = defaultdict(list)
+        for op in ops:
+            by_portal[op.portal_id].append(op)
+        results: dict[int, Result] = {}
+        for portal_id, portal_ops in sorted(by_portal.items()):
+            results.update(await self._portal_round(portal_id, portal_ops))
+        await asyncio.to_thread(self._finish, ops, results, outcome)
+        return outcome
+
+    async def _portal_round(self, portal_id: int, ops: list[ClaimedOp]) -> dict[int, Result]:
+        client = self.client_for(portal_id)
+        if client is None:
+            # No credentials for this portal (yet): keep the work, look again later.
+            return {op.id: Result(Verdict.WAIT, delay_s=30.0) for op in ops}
+        try:
+            templates = await self.setup_for(client, portal_id)
+        except HubSpotError as exc:
+            return {op.id: _failure(exc, "contact_update_failed") for op in ops}
+        by_kind: dict[str, list[ClaimedOp]] = defaultdict(list)
+        for op in ops:
+            by_kind[op.kind].append(op)
+        results: dict[int, Result] = {}
+        handlers: dict[str, Callable[[HubSpotClient, int, list[ClaimedOp]], Awaitable[dict[int, Result]]]] = {
+            OpKind.MARKETING_EVENT: self._marketing_events,
+            OpKind.CONTACT_REFRESH: self._contacts,
+            OpKind.REGISTRATION_EVENT: lambda c, p, o: self._timeline(
+                c, p, o, templates, REGISTRATION_TEMPLATE
+            ),
+            OpKind.ATTENDANCE_EVENT: lambda c, p, o: self._timeline(c, p, o, templates, ATTENDANCE_TEMPLATE),
+            OpKind.MARKETING_STATE: self._marketing_states,
+            OpKind.MARKETING_COMPLETE: self._completions,
+        }
+        for kind in KIND_ORDER:
+            kind_ops = by_kind.pop(kind, [])
+            if kind_ops:
+                results.update(await handlers[kind](client, portal_id, kind_ops))
+        for leftover in by_kind.values():  # a kind this version does not know: keep it
+            results.update({op.id: Result(Verdict.WAIT, delay_s=60.0) for op in leftover})
+        return results
+
+    # ---- claim and finish -------------------------------------------------------------------------
+
+    def _claim(self) -> list[ClaimedOp]:
+        now = self.now()
+        with unit_of_work(self.engine) as session:
+            stmt = (
+                select(OutboxOp)
+                .where(
+                    col(OutboxOp.state) == OutboxState.PENDING.value,
+                    col(OutboxOp.next_attempt_at) <= now,
+                    (col(OutboxOp.locked_until).is_(None)) | (col(OutboxOp.locked_until) < now),
+                )
+                .order_by(col(OutboxOp.id))
+                .limit(self.config.claim_limit)
+            )
+            if self._skip_locked:
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = list(session.execute(stmt).scalars().all())
+            lease = now + timedelta(seconds=self.config.lease_s)
+            for row in rows:
+                row.locked_until = lease
+            return [
+                ClaimedOp(
+                    id=r.id or 0,
+                    portal_id=r.portal_id,
+                    kind=r.kind,
+                    target_key=r.target_key,
+                    zoom_account_id=r.zoom_account_id,
+                    webinar_id=r.webinar_id,
+                    email=r.email,
+                    version=r.planned_version,
+                    attempts=r.attempts,
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ]
+
+    def _finish(self, ops: list[ClaimedOp], results: dict[int, Result], outcome: DispatchOutcome) -> None:
+        now = self.now()
+        table = OutboxOp.__table__  # type: ignore[attr-defined]
+        delivered: set[tuple[int, WebinarKey]] = set()
+        with unit_of_work(self.engine) as session:
+            for op in ops:
+                result = results.get(op.id, Result(Verdict.WAIT))
+                if result.verdict is Verdict.DONE:
+                    outcome.done += 1
+                    session.execute(
+                        update(table)
+                        .where(table.c.id == op.id)
+                        .values(
+                            done_version=op.version,
+                            # Re-planned while in flight: stays pending and goes again.
+                            state=_done_or_pending(table, op.version),
+                            locked_until=None,
+                            attempts=0,
+                            last_error=None,
+                            updated_at=now,
+                        )
+                    )
+                    if op.webinar_key is not None:
+                        delivered.add((op.portal_id, op.webinar_key))
+                elif result.verdict is Verdict.WAIT:
+                    outcome.waiting += 1
+                    session.execute(
+                        update(table)
+                        .where(table.c.id == op.id)
+                        .values(locked_until=None, next_attempt_at=now + timedelta(seconds=result.delay_s))
+                    )
+                else:
+                    self._record_failure(session, op, result, now, outcome)
+            for portal_id, key in sorted(delivered):
+                _audit_delivered(session, portal_id, key)
+
+    def _record_failure(
+        self, session: Session, op: ClaimedOp, result: Result, now: datetime, outcome: DispatchOutcome
+    ) -> None:
+        table = OutboxOp.__table__  # type: ignore[attr-defined]
+        attempts = op.attempts + 1
+        too_old = now - op.created_at > timedelta(seconds=self.config.give_up_after_s)
+        give_up = too_old if result.retryable else attempts >= self.config.max_attempts
+        if give_up:
+            outcome.failed += 1
+            session.execute(
+                update(table)
+                .where(table.c.id == op.id, table.c.planned_version == op.version)
+                .values(
+                    state=OutboxState.FAILED.value,
+                    attempts=attempts,
+                    last_error=result.error,
+                    locked_until=None,
+                )
+            )
+            _audit_failure(session, op, result)
+            return
+        outcome.retried += 1
+        delay = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** min(attempts - 1, 20))
+        session.execute(
+            update(table)
+            .where(table.c.id == op.id)
+            .values(
+                attempts=attempts,
+                last_error=result.error,
+                locked_until=None,
+                next_attempt_at=now + timedelta(seconds=max(delay, result.delay_s)),
+            )
+        )
+
+    # ---- helpers shared by the kinds --------------------------------------------------------------
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _webinars(self, keys: Sequence[WebinarKey]) -> dict[WebinarKey, Webinar]:
+        with self._session() as session:
+            return load_webinars(session, keys)
+
+    def _syncing(self, session: Session, portal_id: int, webinars: Sequence[Webinar]) -> set[WebinarKey]:
+        settings = load_settings(session, portal_id)
+        return {
+            (w.zoom_account_id, w.webinar_id)
+            for w in webinars
+            if webinar_skip_reason(session, settings, w) is None
+        }
+
+    # ---- marketing events -------------------------------------------------------------------------
+
+    async def _marketing_events(
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
+    ) -> dict[int, Result]:
+        webinars = self._webinars([k for op in ops if (k := op.webinar_key)])
+        with self._session() as session:
+            syncing = self._syncing(session, portal_id, list(webinars.values()))
+            hosts = _host_emails(session, list(webinars.values()))
+        results: dict[int, Result] = {}
+        for op in ops:
+            webinar = webinars.get(op.webinar_key) if op.webinar_key else None
+            if webinar is None or op.webinar_key not in syncing:
+                results[op.id] = DONE  # nothing (left) to sync for it
+                continue
+            try:
+                await client.upsert_marketing_event(_marketing_event(webinar, hosts.get(op.webinar_key)))
+                results[op.id] = DONE
+            except HubSpotError as exc:
+                results[op.id] = _failure(exc, "marketing_event_failed")
+        return results
+
+    async def _completions(
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
+    ) -> dict[int, Result]:
+        webinars = self._webinars([k for op in ops if (k := op.webinar_key)])
+        results: dict[int, Result] = {}
+        with self._session() as session:
+            syncing = self._syncing(session, portal_id, list(webinars.values()))
+            unfinished = _unfinished_states(session, portal_id, list(webinars))
+        for op in ops:
+            webinar = webinars.get(op.webinar_key) if op.webinar_key else None
+            if webinar is None or op.webinar_key not in syncing or webinar.actual_end_at is None:
+                results[op.id] = DONE
+                continue
+            if op.webinar_key in unfinished:
+                # HubSpot computes attendance durations at completion: every state must be in first.
+                results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)
+                continue
+            start = webinar.actual_start_at or webinar.scheduled_start_at or webinar.actual_end_at
+            try:
+                await client.complete_marketing_event(
+                    webinar.webinar_id, webinar.zoom_account_id, start, webinar.actual_end_at
+                )
+                results[op.id] = DONE
+            except HubSpotError as exc:
+                results[op.id] = _failure(exc, "marketing_event_failed")
+        return results
+
+    # ---- contacts ---------------------------------------------------------------------------------
+
+    async def _contacts(
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
+    ) -> dict[int, Result]:
+        emails = sorted({op.email for op in ops if op.email})
+        try:
+            facts = await self.facts.resolve(client, portal_id, emails)
+        except HubSpotError as exc:
+            return {op.id: _failure(exc, "contact_update_failed") for op in ops}
+        now = self.now()
+        with self._session() as session:
+            rules = portal_rules(load_settings(session, portal_id))
+            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
+            people = load_people(session, accounts, emails)
+            all_webinars = [pw.webinar for pws in people.values() for pw in pws]
+            syncing = self._syncing(session, portal_id, all_webinars)
+        replan: set[WebinarKey] = set()
+        upserts: dict[str, ContactUpsert] = {}
+        results: dict[int, Result] = {}
+        for op in ops:
+            email = op.email
+            if email is None:
+                results[op.id] = DONE
+                continue
+            mine = people.get(email, [])
+            if email_decision(email, rules, facts.get(email) or HubSpotFacts()) is not None:
+                # Excluded by what HubSpot told us (R2-R4): the planner records it everywhere.
+                replan |= {pw.key for pw in mine}
+                results[op.id] = DONE
+                continue
+            values = contact_properties(mine, syncing, now)
+            exists = bool(facts.get(email) and facts[email].contact_exists)
+            if (
+                not exists
+                and not values.get("zoom_webinar_registration_count")
+                and not values.get("zoom_webinar_attendance_count")
+            ):
+                results[op.id] = DONE  # nothing of this person syncs (any more): create nothing
+                continue
+            properties: dict[str, Any] = {"email": email, **values}
+            if not exists:
+                first, last = _names(mine)
+                # First/last name only for a new contact: never overwrite what the CRM has.
+                properties |= {k: v for k, v in (("firstname", first), ("lastname", last)) if v}
+            upserts[email] = ContactUpsert(email=email, properties=properties)
+        written: dict[str, str] = {}
+        failed: dict[str, Result] = {}
+        for part in chunks(sorted(upserts), self.config.batch_size):
+            try:
+                batch = await client.batch_upsert_contacts([upserts[e] for e in part])
+            except HubSpotError as exc:
+                failed |= {e: _failure(exc, "contact_update_failed") for e in part}
+                continue
+            for contact in batch.results:
+                address = (contact.email or "").lower()
+                if address in upserts:
+                    written[address] = contact.id
+            for error in batch.errors:
+                for item in error.ids or part:
+                    key = item.lower()
+                    if key not in written:
+                        failed[key] = Result(
+                            Verdict.RETRY,
+                            error=f"{error.category}: {error.message}"[:500],
+                            retryable=False,
+                            reason="contact_update_failed",
+                        )
+        self.facts.record_written(portal_id, written)
+        for op in ops:
+            if op.id in results or op.email is None:
+                continue
+            if op.email in written:
+                results[op.id] = DONE
+            else:
+                results[op.id] = failed.get(
+                    op.email,
+                    Result(
+                        Verdict.RETRY,
+                        error="HubSpot did not return the contact",
+                        reason="contact_update_failed",
+                    ),
+                )
+        if replan:
+            await asyncio.to_thread(self._replan, replan)
+        return results
+
+    def _replan(self, keys: set[WebinarKey]) -> None:
+        with unit_of_work(self.engine) as session:
+            for account_id, webinar_id in sorted(keys):
+                enqueue_replan(session, account_id, webinar_id)
+
+    # ---- timeline events --------------------------------------------------------------------------
+
+    async def _timeline(
+        self,
+        client: HubSpotClient,
+        portal_id: int,
+        ops: list[ClaimedOp],
+        templates: dict[str, str],
+        name: str,
+    ) -> dict[int, Result]:
+        template_id = templates.get(name)
+        if template_id is None:
+            error = "timeline event templates are not set up (HUBSPOT_APP_ID missing?)"
+            return {
+                op.id: Result(Verdict.RETRY, error=error, retryable=False, reason="timeline_event_failed")
+                for op in ops
+            }
+        now = self.now()
+        emails = sorted({op.email for op in ops if op.email})
+        with self._session() as session:
+            ids = contact_ids(session, portal_id, emails)
+            excluded = _excluded_emails(session, portal_id, emails)
+            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
+            people = load_people(session, accounts, emails)
+        results: dict[int, Result] = {}
+        events: dict[int, TimelineEvent] = {}
+        for op in ops:
+            email, key = op.email, op.webinar_key
+            pw = _person_webinar(people, email, key)
+            if email is None or key is None or email in excluded or pw is None:
+                results[op.id] = DONE
+                continue
+            contact_id = ids.get(email)
+            if contact_id is None:
+                results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)  # contact not written yet
+                continue
+            event = _timeline_event(name, template_id, contact_id, pw, email, now)
+            if event is None:
+                results[op.id] = DONE  # e.g. attendance event for someone with no attendance after all
+                continue
+            events[op.id] = event
+        by_event_id = {e.id: op_id for op_id, e in events.items()}
+        for part in chunks(sorted(events), self.config.batch_size):
+            try:
+                batch = await client.create_timeline_events([events[i] for i in part])
+            except HubSpotError as exc:
+                results |= {i: _failure(exc, "timeline_event_failed") for i in part}
+                continue
+            for i in part:
+                results[i] = DONE
+            for problem in batch.errors:
+                ids_in_error = [str(x) for x in problem.context.get("eventId", [])]
+                duplicate = problem.category == "CONFLICT" or "already exists" in problem.message
+                for event_key in ids_in_error:
+                    op_id = by_event_id.get(event_key)
+                    if op_id is not None and not duplicate:  # an existing event is a success (idempotent)
+                        results[op_id] = Result(
+                            Verdict.RETRY,
+                            error=f"{problem.category}: {problem.message}"[:500],
+                            retryable=False,
+                            reason="timeline_event_failed",
+                        )
+        return results
+
+    # ---- marketing event states -------------------------------------------------------------------
+
+    async def _marketing_states(
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
+    ) -> dict[int, Result]:
+        emails = sorted({op.email for op in ops if op.email})
+        with self._session() as session:
+            ids = contact_ids(session, portal_id, emails)
+            excluded = _excluded_emails(session, portal_id, emails)
+            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
+            people = load_people(session, accounts, emails)
+            events_ready = _marketing_events_done(
+                session, portal_id, {k for op in ops if (k := op.webinar_key)}
+            )
+        now = self.now()
+        results: dict[int, Result] = {}
+        groups: dict[tuple[WebinarKey, AttendanceState], list[tuple[int, AttendanceInput]]] = defaultdict(
+            list
+        )
+        for op in ops:
+            email, key = op.email, op.webinar_key
+            pw = _person_webinar(people, email, key)
+            if email is None or key is None or email in excluded or pw is None:
+                results[op.id] = DONE
+                continue
+            contact_id = ids.get(email)
+            if contact_id is None or key not in events_ready:
+                results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)
+                continue
+            state, item = _attendance_input(pw, int(contact_id), now)
+            groups[(key, state)].append((op.id, item))
+        for ((account_id, webinar_id), state), items in sorted(groups.items()):
+            for part in chunks(items, self.config.batch_size):
+                try:
+                    batch = await client.record_attendance(
+                        webinar_id, account_id, state, [i for _, i in part]
+                    )
+                except HubSpotError as exc:
+                    results |= {op_id: _failure(exc, "marketing_event_failed") for op_id, _ in part}
+                    continue
+                failed_vids = {str(x) for error in batch.errors for x in error.context.get("vids", error.ids)}
+                for op_id, item in part:
+                    if str(item.vid) in failed_vids:
+                        results[op_id] = Result(
+                            Verdict.RETRY,
+                            error="HubSpot refused the attendance state",
+                            reason="marketing_event_failed",
+                        )
+                    else:
+                        results[op_id] = DONE
+        return results
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------
+
+
+def _failure(exc: HubSpotError, reason: str) -> Result:
+    delay = getattr(exc, "retry_after_s", None) or 1.0
+    return Result(
+        Verdict.RETRY, error=str(exc)[:500], retryable=exc.retryable, delay_s=float(delay), reason=reason
+    )
+
+
+def _done_or_pending(table: Any, version: int) -> Any:
+    return case((table.c.planned_version == version, OutboxState.DONE.value), else_=OutboxState.PENDING.value)
+
+
+def _names(webinars: Sequence[PersonWebinar]) -> tuple[str | None, str | None]:
+    regs = sorted(
+        (r for pw in webinars for r in pw.registrations),
+        key=lambda r: (r.registered_at is None, r.registered_at),
+        reverse=True,
+    )
+    for reg in regs:
+        if reg.first_name or reg.last_name:
+            return reg.first_name, reg.last_name
+    return None, None
+
+
+def _person_webinar(
+    people: dict[str, list[PersonWebinar]], email: str | None, key: WebinarKey | None
+) -> PersonWebinar | None:
+    if email is None or key is None:
+        return None
+    return next((pw for pw in people.get(email, []) if pw.key == key), None)
+
+
+def _attendance_input(pw: PersonWebinar, vid: int, now: datetime) -> tuple[AttendanceState, AttendanceInput]:
+    attendance = pw.attendance(now) if pw.attended else None
+    if attendance is not None and attendance.first_join is not None:
+        return "attend", AttendanceInput(
+            vid=vid,
+            interaction_at=attendance.first_join,
+            joined_at=attendance.first_join,
+            left_at=attendance.last_leave,
+        )
+    when = pw.registered_at or pw.webinar.scheduled_start_at or now
+    if pw.cancelled:
+        updated = max((r.updated_at for r in pw.registrations), default=now)
+        return "cancel", AttendanceInput(vid=vid, interaction_at=updated)
+    return "register", AttendanceInput(vid=vid, interaction_at=when)
+
+
+def _timeline_event(
+    name: str, template_id: str, contact_id: str, pw: PersonWebinar, email: str, now: datetime
+) -> TimelineEvent | None:
+    webinar = pw.webinar
+    topic = webinar.topic or f"Zoom webinar {webinar.webinar_id}"
+    if name == REGISTRATION_TEMPLATE:
+        if not pw.registrations:
+            return None
+        return TimelineEvent(
+            event_template_id=template_id,
+            id=event_id("zoom-reg", webinar.webinar_id, email),
+            object_id=contact_id,
+            tokens=encode_tokens(name, {"webinar_id": webinar.webinar_id, "webinar_name": topic}),
+            timestamp=pw.registered_at or now,
+        )
+    attendance = pw.attendance(now)
+    if attendance is None or attendance.first_join is None:
+        return None
+    return TimelineEvent(
+        event_template_id=template_id,
+        id=event_id("zoom-att", webinar.webinar_id, email),
+        object_id=contact_id,
+        tokens=encode_tokens(
+            name,
+            {
+                "webinar_id": webinar.webinar_id,
+                "webinar_name": topic,
+                "webinar_date": webinar.actual_start_at or webinar.scheduled_start_at,
+                "join_time": attendance.first_join,
+                "leave_time": attendance.last_leave,
+                "attendance_duration_seconds": attendance.attended_seconds,
+                "attendance_percent": attendance.percent,
+            },
+        ),
+        timestamp=attendance.first_join,
+    )
+
+
+def _marketing_event(webinar: Webinar, host_email: str | None) -> MarketingEvent:
+    start = webinar.actual_start_at or webinar.scheduled_start_at
+    end = webinar.actual_end_at
+    if end is None and start is not None and webinar.duration_minutes:
+        end = start + timedelta(minutes=webinar.duration_minutes)
+    return MarketingEvent(
+        external_account_id=webinar.zoom_account_id,
+        external_event_id=webinar.webinar_id,
+        event_name=webinar.topic or f"Zoom webinar {webinar.webinar_id}",
+        event_organizer=host_email or "Zoom",
+        start_at=start,
+        end_at=end,
+        event_url=webinar.registration_url or webinar.join_url,
+    )
+
+
+# ---- database helpers -----------------------------------------------------------------------------
+
+
+def connections_for_portal(session: Session, portal_id: int) -> list[Connection]:
+    return list(session.execute(select(Connection).where(col(Connection.portal_id) == portal_id)).scalars())
+
+
+def _host_emails(session: Session, webinars: Sequence[Webinar]) -> dict[WebinarKey, str]:
+    out: dict[WebinarKey, str] = {}
+    for w in webinars:
+        if w.host_id:
+            user = session.get(ZoomUser, (w.zoom_account_id, w.host_id))
+            if user is not None and user.email:
+                out[(w.zoom_account_id, w.webinar_id)] = user.email
+    return out
+
+
+def _excluded_emails(session: Session, portal_id: int, emails: Sequence[str]) -> set[str]:
+    """Emails HubSpot facts exclude everywhere (R2-R4): their webinar operations are moot."""
+    out: set[str] = set()
+    for part in chunks(list(emails), 400):
+        rows = session.execute(
+            select(HubSpotContact).where(
+                col(HubSpotContact.portal_id) == portal_id, col(HubSpotContact.email).in_(part)
+            )
+        ).scalars()
+        for row in rows:
+            if row.is_account_user or row.secondary_of is not None or row.archived:
+                out.add(row.email)
+    return out
+
+
+def _marketing_events_done(session: Session, portal_id: int, keys: set[WebinarKey]) -> set[WebinarKey]:
+    targets = {f"{a}:{w}": (a, w) for a, w in keys}
+    done: set[WebinarKey] = set()
+    for part in chunks(sorted(targets), 400):
+        rows = session.execute(
+            select(col(OutboxOp.target_key)).where(
+                col(OutboxOp.portal_id) == portal_id,
+                col(OutboxOp.kind) == OpKind.MARKETING_EVENT.value,
+                col(OutboxOp.target_key).in_(part),
+                col(OutboxOp.done_version) > 0,
+            )
+        ).scalars()
+        done |= {targets[t] for t in rows}
+    return done
+
+
+def _unfinished_states(session: Session, portal_id: int, keys: list[WebinarKey]) -> set[WebinarKey]:
+    out: set[WebinarKey] = set()
+    for account_id, webinar_id in keys:
+        pending = session.execute(
+            select(col(OutboxOp.id))
+            .where(
+                col(OutboxOp.portal_id) == portal_id,
+                col(OutboxOp.kind).in_([OpKind.MARKETING_STATE.value, OpKind.CONTACT_REFRESH.value]),
+                col(OutboxOp.zoom_account_id) == account_id,
+                (col(OutboxOp.webinar_id) == webinar_id) | (col(OutboxOp.webinar_id).is_(None)),
+                col(OutboxOp.state) == OutboxState.PENDING.value,
+                col(OutboxOp.kind) == OpKind.MARKETING_STATE.value,
+            )
+            .limit(1)
+        ).first()
+        if pending is not None:
+            out.add((account_id, webinar_id))
+    return out
+
+
+def _audit_delivered(session: Session, portal_id: int, key: WebinarKey) -> None:
+    account_id, webinar_id = key
+    rows = session.execute(
+        select(col(OutboxOp.kind), col(OutboxOp.done_version)).where(
+            col(OutboxOp.portal_id) == portal_id,
+            col(OutboxOp.zoom_account_id) == account_id,
+            col(OutboxOp.webinar_id) == webinar_id,
+        )
+    ).all()
+    counts: dict[str, int] = defaultdict(int)
+    for kind, done_version in rows:
+        if done_version > 0:
+            counts[kind] += 1
+    conn = session.execute(
+        select(Connection).where(
+            col(Connection.portal_id) == portal_id, col(Connection.zoom_account_id) == account_id
+        )
+    ).scalar_one_or_none()
+    if conn is None:
+        return
+    upsert_audit(
+        session,
+        conn,
+        webinar_id,
+        code="hubspot_synced",
+        status=AuditStatus.SUCCESS,
+        message=(
+            f"HubSpot: {counts[OpKind.MARKETING_STATE]} contacts on the marketing event, "
+            f"{counts[OpKind.REGISTRATION_EVENT]} registration and {counts[OpKind.ATTENDANCE_EVENT]} "
+            "attendance timeline events"
+        ),
+        details={"counts": dict(sorted(counts.items()))},
+    )
+
+
+def _audit_failure(session: Session, op: ClaimedOp, result: Result) -> None:
+    reason = result.reason or "contact_update_failed"
+    keys: list[tuple[str, str | None]] = [(op.zoom_account_id, op.webinar_id)]
+    for conn in connections_for(session, op.zoom_account_id):
+        if conn.portal_id != op.portal_id:
+            continue
+        for _account, webinar_id in keys:
+            code = (
+                AuditCode.WEBINAR_DATA_NOT_SYNCED
+                if reason == "marketing_event_failed"
+                else AuditCode.SYNC_ERROR
+            )
+            add_audit_event(
+                session,
+                conn,
+                webinar_id,
+                code=code,
+                status=AuditStatus.ERROR,
+                message=f"HubSpot {op.kind.replace('_', ' ')} failed for good: {result.error}",
+                details={"reason": reason, "kind": op.kind, "target": op.target_key, "error": result.error},
+            )

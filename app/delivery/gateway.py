@@ -1,0 +1,86 @@
+"""Per-process access to HubSpot: one HTTP client, the shared rate limiter, one client per portal."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from app.config import Settings
+from app.hubspot_setup import ensure_hubspot_setup, stored_template_ids
+from app.integrations.hubspot import HubSpotClient, HubSpotError
+from app.integrations.shared_rate_limit import DatabaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+class SetupIncompleteError(HubSpotError):
+    """What the service needs in HubSpot (properties, templates) could not be made sure of."""
+
+    retryable = True
+
+
+class HubSpotGateway:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        setup_retry_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        # One pooled client for every portal and request (httpx's advice; DESIGN.md).
+        self.http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, connect=10.0))
+        self.limiter = DatabaseRateLimiter(engine, settings.hubspot_rate_limit_per_10s)
+        self.setup_retry_s = setup_retry_s
+        self._clients: dict[int, HubSpotClient] = {}
+        self._templates: dict[int, dict[str, str]] = {}
+        self._setup_failed_at: dict[int, tuple[float, str]] = {}
+
+    def client_for(self, portal_id: int) -> HubSpotClient | None:
+        """A client for the portal, or None when this process has no credentials for it."""
+        client = self._clients.get(portal_id)
+        if client is not None:
+            return client
+        token = self.settings.hubspot_access_token
+        if portal_id != self.settings.hubspot_portal_id or token is None or not token.get_secret_value():
+            return None
+        client = HubSpotClient(
+            self.http,
+            base_url=self.settings.hubspot_api_base_url,
+            access_token=token.get_secret_value(),
+            portal_id=portal_id,
+            rate_limiter=self.limiter,
+        )
+        self._clients[portal_id] = client
+        return client
+
+    async def setup_for(self, client: HubSpotClient, portal_id: int) -> dict[str, str]:
+        """Make sure properties and templates exist (once per process); return the template ids."""
+        if portal_id in self._templates:
+            return self._templates[portal_id]
+        failed = self._setup_failed_at.get(portal_id)
+        if failed is not None and time.monotonic() - failed[0] < self.setup_retry_s:
+            raise SetupIncompleteError(None, "SETUP", failed[1])
+        app_id = self.settings.hubspot_app_id
+        report = await ensure_hubspot_setup(client, self.engine, portal_id=portal_id, app_id=app_id)
+        if not report.ok:
+            message = "HubSpot set-up incomplete: " + "; ".join(
+                f"{item.name}: {item.detail}" for item in report.problems
+            )
+            log.warning(
+                "hubspot set-up incomplete", extra={"portal_id": portal_id, "problems": len(report.problems)}
+            )
+            self._setup_failed_at[portal_id] = (time.monotonic(), message)
+            raise SetupIncompleteError(None, "SETUP", message)
+        templates = stored_template_ids(self.engine, app_id) if app_id else {}
+        self._templates[portal_id] = templates
+        self._setup_failed_at.pop(portal_id, None)
+        return templates
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
