@@ -83,6 +83,16 @@ def migrate() -> None:
     typer.echo("database schema is at head")
 
 
+@cli.command()
+def setup() -> None:
+    """Create what the service needs in HubSpot if missing (property group, contact properties,
+    timeline event templates) and record their ids. Migrates nothing. Exit 1 on problems, 2 when
+    credentials are missing or the schema is behind."""
+    from app.hubspot_setup import run_setup_command
+
+    raise typer.Exit(run_setup_command())
+
+
 def main() -> None:
     cli()
 

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_timestamp_tolerance_s: int = 300
     worker_poll_interval_s: float = Field(default=0.2, gt=0)
-    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_batch_size: int = Field(default=500, ge=1, le=5000)
     worker_max_attempts: int = Field(default=8, ge=1)
     worker_retry_base_s: float = Field(default=2.0, gt=0)
     worker_lease_s: float = Field(default=120.0, gt=0)

@@ -535,8 +535,8 @@ def undo_wrk_correction(
     ``e = duration_us // (completed // connections)``: for every recorded value ``n >= 2e`` it adds
     synthetic samples ``n - e, n - 2e, ...`` down to (excluding) ``e``. So for ``m > e`` the corrected
     count is ``c[m] = raw[m] + c[m + e]``, and ``raw[m] = c[m] - c[m + e]``; bins ``<= e`` are unchanged.
-    (``duration_us`` is wrk's whole run, not the interval of the fixed-rate schedule wrk assumes, which
-    a closed-loop replay of N requests over ``connections`` connections does not follow.)
+    wrk takes ``duration_us`` from its whole run (start-up and the wait for SIGINT included), and a
+    closed-loop replay follows no fixed-rate schedule, so the corrected figures mean little here.
     """
     per_connection = completed // connections if connections > 0 else 0
     if per_connection <= 0:
@@ -552,34 +552,27 @@ def undo_wrk_correction(
     return raw
 
 
-@dataclass
-class _WrkRun:
-    process: subprocess.Popen[bytes]
-    markers: list[Path]
-    deadline: float
-
-
-def _wait_and_interrupt(run: _WrkRun, poll_s: float = 0.01) -> bool:
-    """Wait until every thread has written its marker (or wrk exited, or the deadline passed), then SIGINT
-    wrk so it stops waiting for its duration and reports. Returns whether all markers appeared."""
-    complete = False
-    while run.process.poll() is None and time.monotonic() < run.deadline:
-        if all(marker.exists() for marker in run.markers):
-            complete = True
+def _wait_and_interrupt(
+    process: subprocess.Popen[bytes], markers: Sequence[Path], deadline: float, poll_s: float = 0.01
+) -> bool:
+    """Wait until every wrk thread has written its marker (or wrk exited, or ``deadline`` passed), then
+    SIGINT wrk so that it stops waiting out its duration and reports. Returns whether all markers exist."""
+    while process.poll() is None and time.monotonic() < deadline:
+        if all(marker.exists() for marker in markers):
             break
         time.sleep(poll_s)
     # A SIGINT that lands before wrk has installed its handler, or before it has started sleeping, is
     # lost or does not cut the sleep short; wrk then gets another one a second later.
     for _ in range(30):
-        if run.process.poll() is not None:
+        if process.poll() is not None:
             break
-        run.process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            run.process.wait(1.0)
+            process.wait(1.0)
     else:
-        run.process.kill()
-        run.process.wait(5)
-    return complete or all(marker.exists() for marker in run.markers)
+        process.kill()
+        process.wait(5)
+    return all(marker.exists() for marker in markers)
 
 
 def run_wrk_replay(
@@ -596,7 +589,8 @@ def run_wrk_replay(
 ) -> LoadResult:
     """POST every item exactly once with ``wrk -t threads -c connections`` (HTTP/1.1 keep-alive), through
     ``bench/wrk_replay.lua``: thread ``k`` sends items ``k, k + threads, ...`` in order and stops once each
-    has its answer. The requests are written to a file in a temporary directory beforehand.
+    has its answer. The requests are written to a file in a temporary directory beforehand; the threads
+    start sending together, once the server has had 100 ms to accept every connection.
 
     Figures: elapsed time from the first request sent to the last answer received (CLOCK_MONOTONIC in
     the wrk threads, so wrk's start-up and stop are not counted); per-request latency from wrk's
@@ -638,7 +632,7 @@ def run_wrk_replay(
             process = subprocess.Popen(cmd, cwd=directory, stdout=out, stderr=err)
         markers = [directory / f"requests.bin.done.{k}" for k in range(threads)]
         try:
-            complete = _wait_and_interrupt(_WrkRun(process, markers, time.monotonic() + limit_s + 30.0))
+            complete = _wait_and_interrupt(process, markers, time.monotonic() + limit_s + 30.0)
         finally:
             if process.poll() is None:  # interrupted (e.g. Ctrl-C): do not leave wrk running
                 process.kill()
@@ -738,6 +732,8 @@ def _wrk_load_result(
         "wrk_corrected_ms": {k: float(v) / 1000.0 for k, v in wrk_us.items() if v is not None},
         "histogram_source": result.get("histogram_source"),
         "parked_connections": sum(int(info.get("parked") or 0) for info in per_thread),
+        "thread_start_spread_ms": (max(firsts) - min(firsts)) / 1e6 if firsts else math.nan,
+        "thread_end_spread_ms": (max(lasts) - min(lasts)) / 1e6 if lasts else math.nan,
     }
     if not complete:
         details["wrk_stdout_tail"] = _tail(wrk_stdout, 20)

@@ -371,7 +371,12 @@ def report(run: DatabaseRun, *, warmup: int, measured: int) -> Iterator[str]:
         )
     for label, fig in (("bare", run.bare), ("service", run.service)):
         if fig.generator.get("tool") == "wrk" and not fig.generator.get("complete"):
-            yield f"  WARNING: wrk did not get every answer from {label}: {fig.generator}"
+            gen = fig.generator
+            yield (
+                f"  WARNING: wrk did not get every answer from {label}: sent {gen.get('sent')}, answered "
+                f"{gen.get('answered')}, wrk errors {gen.get('wrk_errors')}; wrk stderr: "
+                f"{gen.get('wrk_stderr_tail', '')!r}"
+            )
     answers = ", ".join(f"{k} {v}" for k, v in svc.answers.items()) or "none"
     codes = ", ".join(f"{k}: {v}" for k, v in svc.status_codes.items())
     yield f"  service answers: status codes {{{codes}}}; 200 bodies: {answers}"

@@ -155,34 +155,27 @@ def apply_registrations(session: Session, facts: Sequence[RegistrationFact], cha
         ).all()
         existing.update({(r.zoom_account_id, r.webinar_id, r.registrant_id): r for r in rows})
     now = utcnow()
+    # New registrants (the common case) are built as plain rows and inserted in bulk; building ORM
+    # objects for them cost more than everything else in a registration burst.
+    new_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for fact in sorted(facts, key=lambda f: f.event_ts):
         key = (fact.account_id, fact.webinar_id, fact.registrant_id)
         reg = existing.get(key)
-        changed = False
         if reg is None:
-            reg = Registration(
-                zoom_account_id=fact.account_id,
-                webinar_id=fact.webinar_id,
-                registrant_id=fact.registrant_id,
-                status=fact.status,
-                status_event_ts=fact.event_ts,
-            )
-            session.add(reg)
-            existing[key] = reg
-            changed = True
-        elif _newer_status(fact, reg):
+            row = new_rows.get(key)
+            if row is None:
+                row = new_rows[key] = _new_registration_row(fact, now)
+            else:
+                _merge_into_row(row, fact)
+            changes.registrants.setdefault((fact.account_id, fact.webinar_id), set()).add(fact.registrant_id)
+            continue
+        changed = False
+        if _newer_status(fact, reg.status, reg.status_event_ts):
             reg.status = fact.status
             reg.status_event_ts = fact.event_ts
             changed = True
         # Contact details: fill what is missing; the registration itself is the best source.
-        email = normalize_email(fact.raw_email)
-        for name, value in (
-            ("raw_email", fact.raw_email),
-            ("email", email),
-            ("first_name", fact.first_name),
-            ("last_name", fact.last_name),
-            ("join_url", fact.join_url),
-        ):
+        for name, value in _detail_values(fact):
             if value is not None and getattr(reg, name) is None:
                 setattr(reg, name, value)
                 changed = True
@@ -191,14 +184,54 @@ def apply_registrations(session: Session, facts: Sequence[RegistrationFact], cha
         if changed:
             reg.updated_at = now
             changes.registrants.setdefault((fact.account_id, fact.webinar_id), set()).add(fact.registrant_id)
+    if new_rows:
+        table = Registration.__table__  # type: ignore[attr-defined]
+        for rows_part in chunks([new_rows[k] for k in sorted(new_rows)], 500):
+            session.execute(table.insert(), list(rows_part))
 
 
-def _newer_status(fact: RegistrationFact, reg: Registration) -> bool:
-    if fact.status == reg.status:
+def _detail_values(fact: RegistrationFact) -> tuple[tuple[str, str | None], ...]:
+    return (
+        ("raw_email", fact.raw_email),
+        ("email", normalize_email(fact.raw_email)),
+        ("first_name", fact.first_name),
+        ("last_name", fact.last_name),
+        ("join_url", fact.join_url),
+    )
+
+
+def _new_registration_row(fact: RegistrationFact, now: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "zoom_account_id": fact.account_id,
+        "webinar_id": fact.webinar_id,
+        "registrant_id": fact.registrant_id,
+        "status": fact.status,
+        "status_event_ts": fact.event_ts,
+        "source": "webhook",
+        "registered_at": _ts(fact.event_ts) if fact.event_ts else None,
+        "updated_at": now,
+    }
+    row.update(dict(_detail_values(fact)))
+    return row
+
+
+def _merge_into_row(row: dict[str, Any], fact: RegistrationFact) -> None:
+    """A second event for a registrant first seen in this same batch."""
+    if _newer_status(fact, row["status"], row["status_event_ts"]):
+        row["status"], row["status_event_ts"] = fact.status, fact.event_ts
+    for name, value in _detail_values(fact):
+        if value is not None and row.get(name) is None:
+            row[name] = value
+    if fact.event_ts and (row["registered_at"] is None or _ts(fact.event_ts) < row["registered_at"]):
+        row["registered_at"] = _ts(fact.event_ts)
+
+
+def _newer_status(fact: RegistrationFact, status: str, status_event_ts: int) -> bool:
+    if fact.status == status:
         return False
-    if fact.event_ts != reg.status_event_ts:
-        return fact.event_ts > reg.status_event_ts
-    return _STATUS_RANK[RegistrationStatus(fact.status)] > _STATUS_RANK[RegistrationStatus(reg.status)]
+    if fact.event_ts != status_event_ts:
+        return fact.event_ts > status_event_ts
+    return _STATUS_RANK[RegistrationStatus(fact.status)] > _STATUS_RANK[RegistrationStatus(status)]
 
 
 def _ts(event_ts: int) -> datetime:

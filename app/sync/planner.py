@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -245,10 +245,15 @@ def plan_webinar(
                 ops.add((OpKind.REGISTRATION_EVENT, target, person.email))
             if person.attended and ended:
                 ops.add((OpKind.ATTENDANCE_EVENT, target, person.email))
-        if ops or scope.webinar_changed:
+        # The marketing event itself only changes with the webinar: re-planning it for every batch of
+        # people would re-send the same event to HubSpot again and again.
+        if scope.webinar_changed or (
+            ops and not _op_exists(session, conn.portal_id, OpKind.MARKETING_EVENT, prefix)
+        ):
             ops.add((OpKind.MARKETING_EVENT, prefix, None))
-            if ended:
-                ops.add((OpKind.MARKETING_COMPLETE, prefix, None))
+        # Completion makes HubSpot compute attendance durations: again only when attendance changed.
+        if ended and (scope.webinar_changed or scope.everyone or scope.attendee_keys):
+            ops.add((OpKind.MARKETING_COMPLETE, prefix, None))
         upsert_ops(session, conn.portal_id, webinar, ops)
         _record_exclusions(session, conn.portal_id, webinar, excluded, allowed_keys)
         _audit_synced(session, conn, webinar)
@@ -257,9 +262,39 @@ def plan_webinar(
     return result
 
 
+def _op_exists(session: Session, portal_id: int, kind: OpKind, target: str) -> bool:
+    found = session.exec(
+        select(OutboxOp.id).where(
+            OutboxOp.portal_id == portal_id, OutboxOp.kind == kind.value, OutboxOp.target_key == target
+        )
+    ).first()
+    return found is not None
+
+
+def _needing_write(
+    session: Session, portal_id: int, ops: set[tuple[str, str, str | None]]
+) -> set[tuple[str, str, str | None]]:
+    """Drop operations already waiting to be sent: the dispatcher reads current values when it sends,
+    so planning them again changes nothing. In-flight (leased) or delivered ones must be bumped."""
+    targets = sorted({target for _, target, _ in ops})
+    idle_pending: set[tuple[str, str]] = set()
+    for part in chunks(targets, 400):
+        rows = session.execute(
+            select(col(OutboxOp.kind), col(OutboxOp.target_key)).where(
+                col(OutboxOp.portal_id) == portal_id,
+                col(OutboxOp.target_key).in_(part),
+                col(OutboxOp.state) == OutboxState.PENDING.value,
+                col(OutboxOp.locked_until).is_(None),
+            )
+        ).all()
+        idle_pending |= {(kind, target) for kind, target in rows}
+    return {op for op in ops if (str(op[0]), op[1]) not in idle_pending}
+
+
 def upsert_ops(
     session: Session, portal_id: int, webinar: Webinar, ops: set[tuple[str, str, str | None]]
 ) -> None:
+    ops = _needing_write(session, portal_id, ops)
     if not ops:
         return
     now = utcnow()
@@ -283,19 +318,21 @@ def upsert_ops(
         for kind, target, email in sorted(ops)  # one lock order for every writer: no deadlocks
     ]
     insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+    # Bound parameters (not literal values) keep the statement's compiled form cached: a multi-row
+    # VALUES statement recompiles for every batch and costs far more than it saves.
     stmt = insert.on_conflict_do_update(
         index_elements=["portal_id", "kind", "target_key"],
         set_={
             "planned_version": table.c.planned_version + 1,
             "state": OutboxState.PENDING.value,
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": bindparam("now_at"),
             "last_error": None,
-            "updated_at": now,
+            "updated_at": bindparam("now_at"),
         },
     )
     for chunk in chunks(rows, 500):
-        session.execute(stmt, chunk)
+        session.execute(stmt, [row | {"now_at": now} for row in chunk])
 
 
 def _record_exclusions(
@@ -344,13 +381,19 @@ def _record_exclusions(
         }
         for person, reason in excluded
     }
-    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
-    stmt = insert.on_conflict_do_update(
-        index_elements=["portal_id", "zoom_account_id", "webinar_id", "person_key"],
-        set_={"reason": insert.excluded.reason, "role": insert.excluded.role, "email": insert.excluded.email},
-    )
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for chunk in chunks([rows[k] for k in sorted(rows)], 500):
-        session.execute(stmt, chunk)
+        insert = dialect_insert(table).values(list(chunk))
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["portal_id", "zoom_account_id", "webinar_id", "person_key"],
+                set_={
+                    "reason": insert.excluded.reason,
+                    "role": insert.excluded.role,
+                    "email": insert.excluded.email,
+                },
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------------------
