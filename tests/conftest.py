@@ -129,9 +129,9 @@ def make_settings(db: Database, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(settings: Settings, **create_kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The real app with its lifespan, reached through an in-process ASGI client."""
-    app = create_app(settings)
+    app = create_app(settings, **create_kwargs)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

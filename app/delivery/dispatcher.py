@@ -47,7 +47,7 @@ from app.sync.planner import (
     upsert_audit,
     webinar_skip_reason,
 )
-from app.sync.rules import HubSpotFacts, email_decision
+from app.sync.rules import HubSpotFacts, PortalRules, email_decision
 from app.util import chunks
 from app.worker.inbox_processor import enqueue_replan
 
@@ -163,8 +163,17 @@ class Dispatcher:
         for op in ops:
             by_portal[op.portal_id].append(op)
         results: dict[int, Result] = {}
-        for portal_id, portal_ops in sorted(by_portal.items()):
-            results.update(await self._portal_round(portal_id, portal_ops))
+        try:
+            for portal_id, portal_ops in sorted(by_portal.items()):
+                results.update(await self._portal_round(portal_id, portal_ops))
+        except Exception as exc:
+            # A bug or a database failure mid-round: record what was learnt, count an attempt for
+            # the rest (so a persistent problem ends visibly) and release them instead of leaving
+            # them leased until the lease runs out.
+            log.exception("dispatch round failed")
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            for op in ops:
+                results.setdefault(op.id, Result(Verdict.RETRY, error=error, retryable=False))
         await asyncio.to_thread(self._finish, ops, results, outcome)
         return outcome
 
@@ -308,12 +317,12 @@ class Dispatcher:
 
     # ---- helpers shared by the kinds --------------------------------------------------------------
 
+    # Every database read below runs in a worker thread (asyncio.to_thread): a blocking call on the
+    # event loop would stall webhooks and, on SQLite, can deadlock with a request that holds the
+    # write lock and needs the loop to finish.
+
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
-
-    def _webinars(self, keys: Sequence[WebinarKey]) -> dict[WebinarKey, Webinar]:
-        with self._session() as session:
-            return load_webinars(session, keys)
 
     def _syncing(self, session: Session, portal_id: int, webinars: Sequence[Webinar]) -> set[WebinarKey]:
         settings = load_settings(session, portal_id)
@@ -323,15 +332,63 @@ class Dispatcher:
             if webinar_skip_reason(session, settings, w) is None
         }
 
+    def _load_marketing(
+        self, portal_id: int, keys: Sequence[WebinarKey]
+    ) -> tuple[dict[WebinarKey, Webinar], set[WebinarKey], dict[WebinarKey, str]]:
+        with self._session() as session:
+            webinars = load_webinars(session, keys)
+            syncing = self._syncing(session, portal_id, list(webinars.values()))
+            return webinars, syncing, _host_emails(session, list(webinars.values()))
+
+    def _load_completions(
+        self, portal_id: int, keys: Sequence[WebinarKey]
+    ) -> tuple[dict[WebinarKey, Webinar], set[WebinarKey], set[WebinarKey]]:
+        with self._session() as session:
+            webinars = load_webinars(session, keys)
+            syncing = self._syncing(session, portal_id, list(webinars.values()))
+            return webinars, syncing, _unfinished_states(session, portal_id, list(webinars))
+
+    def _load_contacts(
+        self, portal_id: int, emails: Sequence[str]
+    ) -> tuple[PortalRules, dict[str, list[PersonWebinar]], set[WebinarKey]]:
+        with self._session() as session:
+            rules = portal_rules(load_settings(session, portal_id))
+            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
+            people = load_people(session, accounts, emails)
+            all_webinars = [pw.webinar for pws in people.values() for pw in pws]
+            return rules, people, self._syncing(session, portal_id, all_webinars)
+
+    def _load_people(
+        self, portal_id: int, emails: Sequence[str], keys: set[WebinarKey]
+    ) -> tuple[dict[str, str], set[str], dict[str, list[PersonWebinar]], set[WebinarKey], set[str]]:
+        with self._session() as session:
+            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
+            return (
+                contact_ids(session, portal_id, emails),
+                _excluded_emails(session, portal_id, emails),
+                load_people(session, accounts, emails),
+                _marketing_events_done(session, portal_id, keys) if keys else set(),
+                _contacts_pending(session, portal_id, emails),
+            )
+
+    def _no_contact_yet(self, email: str, contact_pending: set[str]) -> Result:
+        if email in contact_pending:
+            return Result(Verdict.WAIT, delay_s=self.config.wait_s)  # written in a coming round
+        # The contact write failed or was never planned: count attempts so this ends visibly.
+        return Result(
+            Verdict.RETRY,
+            error="the contact was not written to HubSpot",
+            retryable=False,
+            reason="contact_update_failed",
+        )
+
     # ---- marketing events -------------------------------------------------------------------------
 
     async def _marketing_events(
         self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
     ) -> dict[int, Result]:
-        webinars = self._webinars([k for op in ops if (k := op.webinar_key)])
-        with self._session() as session:
-            syncing = self._syncing(session, portal_id, list(webinars.values()))
-            hosts = _host_emails(session, list(webinars.values()))
+        keys = [k for op in ops if (k := op.webinar_key)]
+        webinars, syncing, hosts = await asyncio.to_thread(self._load_marketing, portal_id, keys)
         results: dict[int, Result] = {}
         for op in ops:
             webinar = webinars.get(op.webinar_key) if op.webinar_key else None
@@ -348,11 +405,9 @@ class Dispatcher:
     async def _completions(
         self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
     ) -> dict[int, Result]:
-        webinars = self._webinars([k for op in ops if (k := op.webinar_key)])
+        keys = [k for op in ops if (k := op.webinar_key)]
+        webinars, syncing, unfinished = await asyncio.to_thread(self._load_completions, portal_id, keys)
         results: dict[int, Result] = {}
-        with self._session() as session:
-            syncing = self._syncing(session, portal_id, list(webinars.values()))
-            unfinished = _unfinished_states(session, portal_id, list(webinars))
         for op in ops:
             webinar = webinars.get(op.webinar_key) if op.webinar_key else None
             if webinar is None or op.webinar_key not in syncing or webinar.actual_end_at is None:
@@ -383,12 +438,7 @@ class Dispatcher:
         except HubSpotError as exc:
             return {op.id: _failure(exc, "contact_update_failed") for op in ops}
         now = self.now()
-        with self._session() as session:
-            rules = portal_rules(load_settings(session, portal_id))
-            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
-            people = load_people(session, accounts, emails)
-            all_webinars = [pw.webinar for pws in people.values() for pw in pws]
-            syncing = self._syncing(session, portal_id, all_webinars)
+        rules, people, syncing = await asyncio.to_thread(self._load_contacts, portal_id, emails)
         replan: set[WebinarKey] = set()
         upserts: dict[str, ContactUpsert] = {}
         results: dict[int, Result] = {}
@@ -405,11 +455,7 @@ class Dispatcher:
                 continue
             values = contact_properties(mine, syncing, now)
             exists = bool(facts.get(email) and facts[email].contact_exists)
-            if (
-                not exists
-                and not values.get("zoom_webinar_registration_count")
-                and not values.get("zoom_webinar_attendance_count")
-            ):
+            if not exists and not any(pw.key in syncing for pw in mine):
                 results[op.id] = DONE  # nothing of this person syncs (any more): create nothing
                 continue
             properties: dict[str, Any] = {"email": email, **values}
@@ -440,7 +486,7 @@ class Dispatcher:
                             retryable=False,
                             reason="contact_update_failed",
                         )
-        self.facts.record_written(portal_id, written)
+        await asyncio.to_thread(self.facts.record_written, portal_id, written)
         for op in ops:
             if op.id in results or op.email is None:
                 continue
@@ -483,11 +529,9 @@ class Dispatcher:
             }
         now = self.now()
         emails = sorted({op.email for op in ops if op.email})
-        with self._session() as session:
-            ids = contact_ids(session, portal_id, emails)
-            excluded = _excluded_emails(session, portal_id, emails)
-            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
-            people = load_people(session, accounts, emails)
+        ids, excluded, people, _, contact_pending = await asyncio.to_thread(
+            self._load_people, portal_id, emails, set()
+        )
         results: dict[int, Result] = {}
         events: dict[int, TimelineEvent] = {}
         for op in ops:
@@ -498,7 +542,7 @@ class Dispatcher:
                 continue
             contact_id = ids.get(email)
             if contact_id is None:
-                results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)  # contact not written yet
+                results[op.id] = self._no_contact_yet(email, contact_pending)
                 continue
             event = _timeline_event(name, template_id, contact_id, pw, email, now)
             if event is None:
@@ -534,14 +578,10 @@ class Dispatcher:
         self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp]
     ) -> dict[int, Result]:
         emails = sorted({op.email for op in ops if op.email})
-        with self._session() as session:
-            ids = contact_ids(session, portal_id, emails)
-            excluded = _excluded_emails(session, portal_id, emails)
-            accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
-            people = load_people(session, accounts, emails)
-            events_ready = _marketing_events_done(
-                session, portal_id, {k for op in ops if (k := op.webinar_key)}
-            )
+        keys = {k for op in ops if (k := op.webinar_key)}
+        ids, excluded, people, events_ready, contact_pending = await asyncio.to_thread(
+            self._load_people, portal_id, emails, keys
+        )
         now = self.now()
         results: dict[int, Result] = {}
         groups: dict[tuple[WebinarKey, AttendanceState], list[tuple[int, AttendanceInput]]] = defaultdict(
@@ -554,19 +594,29 @@ class Dispatcher:
                 results[op.id] = DONE
                 continue
             contact_id = ids.get(email)
-            if contact_id is None or key not in events_ready:
+            if contact_id is None:
+                results[op.id] = self._no_contact_yet(email, contact_pending)
+                continue
+            if key not in events_ready:
                 results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)
                 continue
-            state, item = _attendance_input(pw, int(contact_id), now)
-            groups[(key, state)].append((op.id, item))
-        for ((account_id, webinar_id), state), items in sorted(groups.items()):
+            for state, item in _attendance_inputs(pw, int(contact_id), now):
+                groups[(key, state)].append((op.id, item))
+        failed_ops: set[int] = set()
+        # register before attend/cancel, so HubSpot sees the states in the order they happened
+        order = {"register": 0, "attend": 1, "cancel": 1}
+        for ((account_id, webinar_id), state), items in sorted(
+            groups.items(), key=lambda g: (order[g[0][1]], g[0])
+        ):
             for part in chunks(items, self.config.batch_size):
                 try:
                     batch = await client.record_attendance(
                         webinar_id, account_id, state, [i for _, i in part]
                     )
                 except HubSpotError as exc:
-                    results |= {op_id: _failure(exc, "marketing_event_failed") for op_id, _ in part}
+                    for op_id, _ in part:
+                        results[op_id] = _failure(exc, "marketing_event_failed")
+                        failed_ops.add(op_id)
                     continue
                 failed_vids = {str(x) for error in batch.errors for x in error.context.get("vids", error.ids)}
                 for op_id, item in part:
@@ -576,7 +626,8 @@ class Dispatcher:
                             error="HubSpot refused the attendance state",
                             reason="marketing_event_failed",
                         )
-                    else:
+                        failed_ops.add(op_id)
+                    elif op_id not in failed_ops:  # one person's states: all must go through
                         results[op_id] = DONE
         return results
 
@@ -615,20 +666,35 @@ def _person_webinar(
     return next((pw for pw in people.get(email, []) if pw.key == key), None)
 
 
-def _attendance_input(pw: PersonWebinar, vid: int, now: datetime) -> tuple[AttendanceState, AttendanceInput]:
+def _attendance_inputs(
+    pw: PersonWebinar, vid: int, now: datetime
+) -> list[tuple[AttendanceState, AttendanceInput]]:
+    """The person's history on the marketing event: registered, then attended or cancelled.
+
+    HubSpot counts registrants from `register` states, so an attendee who registered gets both.
+    Every state is set, never added: sending them again changes nothing.
+    """
+    states: list[tuple[AttendanceState, AttendanceInput]] = []
+    if pw.registrations:
+        when = pw.registered_at or pw.webinar.scheduled_start_at or now
+        states.append(("register", AttendanceInput(vid=vid, interaction_at=when)))
     attendance = pw.attendance(now) if pw.attended else None
     if attendance is not None and attendance.first_join is not None:
-        return "attend", AttendanceInput(
-            vid=vid,
-            interaction_at=attendance.first_join,
-            joined_at=attendance.first_join,
-            left_at=attendance.last_leave,
+        states.append(
+            (
+                "attend",
+                AttendanceInput(
+                    vid=vid,
+                    interaction_at=attendance.first_join,
+                    joined_at=attendance.first_join,
+                    left_at=attendance.last_leave,
+                ),
+            )
         )
-    when = pw.registered_at or pw.webinar.scheduled_start_at or now
-    if pw.cancelled:
+    elif pw.cancelled:
         updated = max((r.updated_at for r in pw.registrations), default=now)
-        return "cancel", AttendanceInput(vid=vid, interaction_at=updated)
-    return "register", AttendanceInput(vid=vid, interaction_at=when)
+        states.append(("cancel", AttendanceInput(vid=vid, interaction_at=updated)))
+    return states
 
 
 def _timeline_event(
@@ -714,6 +780,21 @@ def _excluded_emails(session: Session, portal_id: int, emails: Sequence[str]) ->
         for row in rows:
             if row.is_account_user or row.secondary_of is not None or row.archived:
                 out.add(row.email)
+    return out
+
+
+def _contacts_pending(session: Session, portal_id: int, emails: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for part in chunks(list(emails), 400):
+        rows = session.execute(
+            select(col(OutboxOp.target_key)).where(
+                col(OutboxOp.portal_id) == portal_id,
+                col(OutboxOp.kind) == OpKind.CONTACT_REFRESH.value,
+                col(OutboxOp.target_key).in_(part),
+                col(OutboxOp.state) == OutboxState.PENDING.value,
+            )
+        ).scalars()
+        out |= set(rows)
     return out
 
 

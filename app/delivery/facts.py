@@ -7,6 +7,7 @@ excluded everywhere it appears, with its reason in the audit log and the exclude
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -64,6 +65,10 @@ class FactsResolver:
             return
         users = await client.list_users()
         emails = {e for u in users if (e := normalize_email(u.email))}
+        await asyncio.to_thread(self._record_users, portal_id, emails)
+        self._users_loaded_at[portal_id] = time.monotonic()
+
+    def _record_users(self, portal_id: int, emails: set[str]) -> None:
         now = utcnow()
         with unit_of_work(self.engine) as session:
             session.execute(
@@ -80,7 +85,6 @@ class FactsResolver:
                 row.is_account_user = True
                 row.checked_at = now
                 session.add(row)
-        self._users_loaded_at[portal_id] = time.monotonic()
 
     async def resolve(
         self, client: HubSpotClient, portal_id: int, emails: Sequence[str]
@@ -105,7 +109,8 @@ class FactsResolver:
                 part, id_property="email", properties=READ_PROPERTIES, archived=True
             )
             archived |= {e for c in result.results if c.archived and (e := normalize_email(c.email))}
-        return self._record(portal_id, emails, live, secondary, archived)
+        # Database work off the event loop (see Dispatcher).
+        return await asyncio.to_thread(self._record, portal_id, emails, live, secondary, archived)
 
     def _record(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -29,7 +30,7 @@ class HubSpotGateway:
         engine: Engine,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        setup_retry_s: float = 30.0,
+        setup_retry_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -77,7 +78,7 @@ class HubSpotGateway:
             )
             self._setup_failed_at[portal_id] = (time.monotonic(), message)
             raise SetupIncompleteError(None, "SETUP", message)
-        templates = stored_template_ids(self.engine, app_id) if app_id else {}
+        templates = await asyncio.to_thread(stored_template_ids, self.engine, app_id) if app_id else {}
         self._templates[portal_id] = templates
         self._setup_failed_at.pop(portal_id, None)
         return templates
