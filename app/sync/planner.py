@@ -276,25 +276,34 @@ def _needing_write(
 ) -> set[tuple[str, str, str | None]]:
     """Drop operations already waiting to be sent: the dispatcher reads current values when it sends,
     so planning them again changes nothing. In-flight (leased) or delivered ones must be bumped."""
-    targets = sorted({target for _, target, _ in ops})
+    by_kind: dict[str, list[str]] = {}
+    for kind, target, _ in ops:
+        by_kind.setdefault(str(kind), []).append(target)
     idle_pending: set[tuple[str, str]] = set()
-    for part in chunks(targets, 400):
-        rows = session.execute(
-            select(col(OutboxOp.kind), col(OutboxOp.target_key)).where(
-                col(OutboxOp.portal_id) == portal_id,
-                col(OutboxOp.target_key).in_(part),
-                col(OutboxOp.state) == OutboxState.PENDING.value,
-                col(OutboxOp.locked_until).is_(None),
-            )
-        ).all()
-        idle_pending |= {(kind, target) for kind, target in rows}
+    for kind, targets in by_kind.items():
+        # (portal_id, kind, target_key) is the unique index: query by all three to use it.
+        for part in chunks(sorted(set(targets)), 400):
+            rows = session.execute(
+                select(col(OutboxOp.target_key)).where(
+                    col(OutboxOp.portal_id) == portal_id,
+                    col(OutboxOp.kind) == kind,
+                    col(OutboxOp.target_key).in_(part),
+                    col(OutboxOp.state) == OutboxState.PENDING.value,
+                    col(OutboxOp.locked_until).is_(None),
+                )
+            ).scalars()
+            idle_pending |= {(kind, target) for target in rows}
     return {op for op in ops if (str(op[0]), op[1]) not in idle_pending}
 
 
 def upsert_ops(
     session: Session, portal_id: int, webinar: Webinar, ops: set[tuple[str, str, str | None]]
 ) -> None:
-    ops = _needing_write(session, portal_id, ops)
+    if session.get_bind().dialect.name == "sqlite":
+        # On SQLite the Python-side cost of each upserted row dominates, so skip rows that would not
+        # change anything. On PostgreSQL the lookup costs more than the server-side conflict check
+        # it saves (measured: an IN-list lookup per kind ran at ~66 ms on a 10k-row outbox).
+        ops = _needing_write(session, portal_id, ops)
     if not ops:
         return
     now = utcnow()
@@ -335,6 +344,13 @@ def upsert_ops(
         session.execute(stmt, [row | {"now_at": now} for row in chunk])
 
 
+_PERSON_WEBINAR_KINDS = [
+    OpKind.REGISTRATION_EVENT.value,
+    OpKind.ATTENDANCE_EVENT.value,
+    OpKind.MARKETING_STATE.value,
+]
+
+
 def _record_exclusions(
     session: Session,
     portal_id: int,
@@ -362,6 +378,7 @@ def _record_exclusions(
         session.execute(
             delete(OutboxOp).where(
                 col(OutboxOp.portal_id) == portal_id,
+                col(OutboxOp.kind).in_(_PERSON_WEBINAR_KINDS),
                 col(OutboxOp.target_key).in_(targets),
                 col(OutboxOp.done_version) == 0,
             )

@@ -119,7 +119,8 @@ async def wait_all_done(client: httpx.AsyncClient, timeout_s: float = 120.0) -> 
             engine = app.state.app_state.engine
             with engine.connect() as conn:
                 rows = conn.exec_driver_sql(
-                    "SELECT kind, target_key, attempts, last_error, next_attempt_at FROM outbox_op WHERE state='pending'"
+                    "SELECT kind, target_key, attempts, last_error, next_attempt_at "
+                    "FROM outbox_op WHERE state='pending'"
                 ).all()
             raise AssertionError(f"work not finished after {timeout_s}s: {body}; pending: {rows}")
         await asyncio.sleep(0.1)
