@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.api import admin_settings, admin_webinars, health, zoom_webhooks
+from app.api.zoom_webhooks import ZoomWebhookFastPath
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
 from app.db import make_engine
@@ -111,6 +112,7 @@ def create_app(
         description="Syncs Zoom webinar registrations, attendance and recordings into HubSpot.",
     )
     app.add_middleware(LatencyMiddleware)
+    app.add_middleware(ZoomWebhookFastPath)  # added last = outermost: runs before routing
     app.include_router(zoom_webhooks.router)
     app.include_router(admin_settings.router)
     app.include_router(admin_webinars.router)
