@@ -24,11 +24,10 @@ from app.ingest.zoom_events import (
     HANDLED_EVENTS,
     URL_VALIDATION,
     EnvelopeError,
-    delivery_key,
+    inbox_row,
     parse_envelope,
 )
 from app.metrics import REQUEST_LATENCY, WEBHOOK_DELIVERIES
-from app.models import InboxState
 from app.security import SignatureFailure, verify_zoom_signature, zoom_url_validation_token
 from app.state import AppState
 
@@ -113,22 +112,7 @@ async def handle_zoom_webhook(
         return Answer(200, json.dumps(answer).encode())
 
     handled = envelope.event in HANDLED_EVENTS
-    now = utcnow()
-    row = {
-        "delivery_key": delivery_key(envelope),
-        "event": envelope.event[:100],
-        "event_ts": envelope.event_ts,
-        "zoom_account_id": (envelope.account_id or "")[:64] or None,
-        "webinar_id": (envelope.webinar_id or "")[:32] or None,
-        "raw_body": raw,
-        "received_at": now,
-        "state": InboxState.PENDING.value if handled else InboxState.IGNORED.value,
-        "attempts": 0,
-        "next_attempt_at": now if handled else None,
-        "locked_until": None,
-        "last_error": None,
-        "processed_at": None if handled else now,
-    }
+    row = inbox_row(envelope, raw, utcnow())
     label = envelope.event if handled else "other"
     try:
         outcome = await state.inbox_writer.store(row)

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 HANDLED_EVENTS = frozenset(
@@ -147,3 +148,23 @@ def delivery_key(envelope: Envelope) -> str:
             basis["payload"] = _canonical(payload)
     encoded = json.dumps(basis, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(encoded).hexdigest()
+
+
+def inbox_row(envelope: Envelope, raw: bytes, received_at: datetime) -> dict[str, Any]:
+    """The `inbox_event` row stored for a verified delivery (handled events wait for the worker)."""
+    handled = envelope.event in HANDLED_EVENTS
+    return {
+        "delivery_key": delivery_key(envelope),
+        "event": envelope.event[:100],
+        "event_ts": envelope.event_ts,
+        "zoom_account_id": (envelope.account_id or "")[:64] or None,
+        "webinar_id": (envelope.webinar_id or "")[:32] or None,
+        "raw_body": raw,
+        "received_at": received_at,
+        "state": "pending" if handled else "ignored",
+        "attempts": 0,
+        "next_attempt_at": received_at if handled else None,
+        "locked_until": None,
+        "last_error": None,
+        "processed_at": None if handled else received_at,
+    }

@@ -39,9 +39,10 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
 from app.db import make_engine, unit_of_work, utcnow
-from app.ingest.zoom_events import HANDLED_EVENTS, delivery_key, parse_envelope
+from app.ingest.zoom_events import inbox_row as app_inbox_row
+from app.ingest.zoom_events import parse_envelope
 from app.migrations import alembic_config, current_revision, upgrade_to_head
-from app.models import Connection, InboxEvent, InboxState, PortalSettings, Registration
+from app.models import Connection, InboxEvent, PortalSettings, Registration
 from app.sandbox.zoom_webhooks import WebinarScenario, big_webinar, make_delivery
 from app.sync.events import parse_event
 from app.worker import inbox_processor
@@ -77,23 +78,7 @@ def seed_connection(engine: Engine) -> None:
 def inbox_row(envelope: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
     """The row POST /webhooks/zoom stores for a signed delivery of `envelope`."""
     raw = make_delivery(ZOOM_SECRET, envelope).body
-    parsed = parse_envelope(raw)
-    handled = parsed.event in HANDLED_EVENTS
-    return {
-        "delivery_key": delivery_key(parsed),
-        "event": parsed.event[:100],
-        "event_ts": parsed.event_ts,
-        "zoom_account_id": (parsed.account_id or "")[:64] or None,
-        "webinar_id": (parsed.webinar_id or "")[:32] or None,
-        "raw_body": raw,
-        "received_at": received_at,
-        "state": InboxState.PENDING.value if handled else InboxState.IGNORED.value,
-        "attempts": 0,
-        "next_attempt_at": received_at if handled else None,
-        "locked_until": None,
-        "last_error": None,
-        "processed_at": None if handled else received_at,
-    }
+    return app_inbox_row(parse_envelope(raw), raw, received_at)
 
 
 def insert_inbox(engine: Engine, envelopes: Sequence[Mapping[str, Any]]) -> int:
