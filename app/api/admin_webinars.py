@@ -15,7 +15,13 @@ from sqlmodel import Session, col, select
 from app.api.admin_settings import load_portal_settings, portal_account_ids
 from app.api.deps import AdminAuth, SessionDep
 from app.models import AuditEntry, ExcludedEmail, OutboxOp, OutboxState, Webinar
-from app.sync.planner import OpKind, exclusion_counts, webinar_people_counts, webinar_skip_reason
+from app.sync.planner import (
+    OpKind,
+    exclusion_counts,
+    refresh_webinar_audit,
+    webinar_people_counts,
+    webinar_skip_reason,
+)
 from app.worker.inbox_processor import enqueue_replan
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
@@ -216,6 +222,8 @@ def audit_log(
     after_id: Annotated[int | None, Query(ge=0)] = None,
 ) -> list[AuditEntryOut]:
     webinar = _find_webinar(session, portal_id, webinar_id)
+    refresh_webinar_audit(session, webinar)  # the worker refreshes these lazily; never show stale counts
+    session.flush()
     query = select(AuditEntry).where(
         AuditEntry.portal_id == portal_id,
         AuditEntry.zoom_account_id == webinar.zoom_account_id,

@@ -217,8 +217,7 @@ def plan_webinar(
         settings = load_settings(session, conn.portal_id)
         skip = webinar_skip_reason(session, settings, webinar)
         if skip is not None:
-            _audit_skipped(session, conn, webinar, skip)
-            continue
+            continue  # nothing planned; refresh_webinar_audit says why
         people = gather_people(session, webinar, scope)
         rules = portal_rules(settings)
         facts = hubspot_facts(session, conn.portal_id, [p.email for p in people if p.email])
@@ -256,7 +255,6 @@ def plan_webinar(
             ops.add((OpKind.MARKETING_COMPLETE, prefix, None))
         upsert_ops(session, conn.portal_id, webinar, ops)
         _record_exclusions(session, conn.portal_id, webinar, excluded, allowed_keys)
-        _audit_synced(session, conn, webinar)
         result.ops += len(ops)
         result.excluded += len(excluded)
     return result
@@ -416,6 +414,23 @@ def _record_exclusions(
 # ---------------------------------------------------------------------------------------------
 # Audit: one current entry per webinar and cause, so the log stays readable and replays converge.
 # ---------------------------------------------------------------------------------------------
+
+
+def refresh_webinar_audit(session: Session, webinar: Webinar) -> None:
+    """Bring the webinar's aggregated audit entries (one per cause, with counts) up to date.
+
+    Kept out of the worker's batch transaction on purpose: these rows are shared by every batch of
+    a webinar, and updating them inside the batch held their lock until commit, serialising workers.
+    The worker refreshes them after its batches (throttled, and always once it is idle) and the
+    audit-log endpoint refreshes before it answers, so a reader never sees stale counts.
+    """
+    for conn in connections_for(session, webinar.zoom_account_id):
+        settings = load_settings(session, conn.portal_id)
+        skip = webinar_skip_reason(session, settings, webinar)
+        if skip is not None:
+            _audit_skipped(session, conn, webinar, skip)
+        else:
+            _audit_synced(session, conn, webinar)
 
 
 def upsert_audit(

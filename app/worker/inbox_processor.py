@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -41,12 +42,14 @@ from app.sync.planner import (
     connections_for,
     no_hubspot_facts,
     plan_webinar,
+    refresh_webinar_audit,
 )
 from app.util import chunks
 
 log = logging.getLogger(__name__)
 
 REPLAN_EVENT = "internal.replan"
+AUDIT_REFRESH_S = 2.0
 
 
 @dataclass
@@ -77,6 +80,32 @@ class InboxProcessor:
         self.config = config or ProcessorConfig()
         self.hubspot_facts = hubspot_facts
         self._skip_locked = engine.dialect.name == "postgresql"
+        self._dirty_audits: set[WebinarKey] = set()
+        self._audit_refreshed_at: dict[WebinarKey, float] = {}
+
+    def refresh_audits(self, *, force: bool) -> None:
+        """Refresh the aggregated audit entries of webinars this worker changed.
+
+        After a batch only those not refreshed within AUDIT_REFRESH_S (the counts of a webinar
+        receiving thousands of events need not be rewritten every batch); all of them once idle.
+        """
+        now = time.monotonic()
+        due = [
+            k
+            for k in sorted(self._dirty_audits)
+            if force or now - self._audit_refreshed_at.get(k, 0.0) >= AUDIT_REFRESH_S
+        ]
+        if not due:
+            return
+        try:
+            with unit_of_work(self.engine) as session:
+                for _key, webinar in sorted(load_webinars(session, due).items()):
+                    refresh_webinar_audit(session, webinar)
+        except (IntegrityError, OperationalError):
+            return  # another worker refreshed the same entries at the same moment; try next round
+        for key in due:
+            self._dirty_audits.discard(key)
+            self._audit_refreshed_at[key] = now
 
     def run_once(self) -> BatchOutcome:
         """Process one batch. Returns what happened (claimed == 0 means the inbox is idle)."""
@@ -84,10 +113,16 @@ class InboxProcessor:
             with unit_of_work(self.engine) as session:
                 rows = self._claim(session)
                 if not rows:
-                    return BatchOutcome()
-                outcome = self._process(session, rows)
+                    idle = True
+                else:
+                    idle = False
+                    outcome = self._process(session, rows)
+            if idle:
+                self.refresh_audits(force=True)
+                return BatchOutcome()
             INBOX_PROCESSED.labels("done").inc(outcome.done)
             INBOX_PROCESSED.labels("dead").inc(outcome.dead)
+            self.refresh_audits(force=False)
             return outcome
         except (IntegrityError, OperationalError) as exc:
             # Lost a race with another worker (same aggregate row, deadlock): nothing was
@@ -167,6 +202,7 @@ class InboxProcessor:
         for key, scope in replans.items():
             scopes[key].everyone = True
             scopes[key].webinar_changed = scopes[key].webinar_changed or scope.webinar_changed
+        self._dirty_audits |= set(scopes)
         missing = [k for k in scopes if k not in webinars]
         webinars.update(load_webinars(session, missing))
         for key in sorted(scopes):
