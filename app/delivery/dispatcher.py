@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -692,9 +692,14 @@ def _attendance_inputs(
             )
         )
     elif pw.cancelled:
-        updated = max((r.updated_at for r in pw.registrations), default=now)
+        # When Zoom says the registration was cancelled (its event time), not when we processed it.
+        updated = max((_event_time(r.status_event_ts) or r.updated_at for r in pw.registrations), default=now)
         states.append(("cancel", AttendanceInput(vid=vid, interaction_at=updated)))
     return states
+
+
+def _event_time(event_ts: int) -> datetime | None:
+    return datetime.fromtimestamp(event_ts / 1000, UTC) if event_ts > 0 else None
 
 
 def _timeline_event(
@@ -869,13 +874,28 @@ def _audit_delivered(session: Session, portal_id: int, key: WebinarKey) -> None:
     )
 
 
+def _webinars_of_email(session: Session, portal_id: int, email: str) -> list[WebinarKey]:
+    accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
+    people = load_people(session, accounts, [email])
+    return sorted({pw.key for pw in people.get(email, [])})
+
+
 def _audit_failure(session: Session, op: ClaimedOp, result: Result) -> None:
+    """An operation that failed for good goes into the audit log of every webinar it concerns.
+
+    A contact refresh belongs to no single webinar: it is logged on each webinar of that email.
+    """
     reason = result.reason or "contact_update_failed"
-    keys: list[tuple[str, str | None]] = [(op.zoom_account_id, op.webinar_id)]
-    for conn in connections_for(session, op.zoom_account_id):
-        if conn.portal_id != op.portal_id:
-            continue
-        for _account, webinar_id in keys:
+    if op.webinar_id is not None:
+        keys: list[WebinarKey] = [(op.zoom_account_id, op.webinar_id)]
+    elif op.email is not None:
+        keys = _webinars_of_email(session, op.portal_id, op.email)
+    else:
+        keys = []
+    for account_id, webinar_id in keys:
+        for conn in connections_for(session, account_id):
+            if conn.portal_id != op.portal_id:
+                continue
             code = (
                 AuditCode.WEBINAR_DATA_NOT_SYNCED
                 if reason == "marketing_event_failed"
