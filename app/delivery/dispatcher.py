@@ -110,8 +110,9 @@ class DispatchConfig:
     max_attempts: int = 5  # for errors HubSpot will answer the same way again (4xx)
     give_up_after_s: float = 24 * 3600.0  # for outages (429, 5xx, transport): keep trying this long
     retry_base_s: float = 2.0
-    retry_max_s: float = 300.0
+    retry_max_s: float = 60.0  # after an outage, everything is sent again within a minute
     wait_s: float = 1.0
+    setup_wait_s: float = 5.0
 
 
 @dataclass
@@ -185,7 +186,13 @@ class Dispatcher:
         try:
             templates = await self.setup_for(client, portal_id)
         except HubSpotError as exc:
-            return {op.id: _failure(exc, "contact_update_failed") for op in ops}
+            # Nothing can be sent before the set-up is sure (HubSpot down, or a property that does
+            # not fit). Wait without counting attempts, so delivery resumes within seconds of
+            # HubSpot returning instead of after a long backoff; the reason stays visible.
+            return {
+                op.id: Result(Verdict.WAIT, error=str(exc)[:500], delay_s=self.config.setup_wait_s)
+                for op in ops
+            }
         by_kind: dict[str, list[ClaimedOp]] = defaultdict(list)
         for op in ops:
             by_kind[op.kind].append(op)
@@ -274,7 +281,11 @@ class Dispatcher:
                     session.execute(
                         update(table)
                         .where(table.c.id == op.id)
-                        .values(locked_until=None, next_attempt_at=now + timedelta(seconds=result.delay_s))
+                        .values(
+                            locked_until=None,
+                            next_attempt_at=now + timedelta(seconds=result.delay_s),
+                            **({"last_error": result.error} if result.error else {}),
+                        )
                     )
                 else:
                     self._record_failure(session, op, result, now, outcome)

@@ -71,12 +71,13 @@ def held_back(client: httpx.AsyncClient) -> list[tuple[str, int, str | None]]:
 
 async def stays_down(client: httpx.AsyncClient, outage: str) -> None:
     """Keep HubSpot down: a few seconds (the client's own retries of one call outlast it), or until
-    the gateway's set-up failed outright and the planned work was put back with attempts counted."""
+    the gateway's set-up failed outright and the planned work was put back, waiting with the reason
+    recorded (no attempt counted: an outage must not push the work into a long backoff)."""
     if outage == "brief":
         await asyncio.sleep(OUTAGE_S)
         return
     deadline = time.monotonic() + 30.0
-    while max((attempts for _, attempts, _ in held_back(client)), default=0) < 2:
+    while not any(error and "set-up incomplete" in error for _, _, error in held_back(client)):
         assert time.monotonic() < deadline, f"no dispatch attempt recorded: {held_back(client)[:5]}"
         await asyncio.sleep(0.1)
 
@@ -116,8 +117,10 @@ async def test_outage_loses_nothing_and_everything_lands_after_it(database: Data
             assert mid["failed"] == 0 and mid["dead"] == 0, mid
             assert mid["inbox"]["pending"] == 0 and mid["outbox"]["pending"] > 0, mid
             if outage == "long":
-                errors = {error for _, attempts, error in held_back(client) if attempts}
-                assert errors and all(e and "set-up incomplete" in e for e in errors), errors
+                held = held_back(client)
+                errors = {error for _, _, error in held if error}
+                assert errors and all("set-up incomplete" in e for e in errors), errors
+                assert all(attempts == 0 for _, attempts, _ in held), held
 
             # HubSpot returns: everything that was held back goes through.
             await set_down(hs, False)
