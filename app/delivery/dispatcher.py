@@ -382,6 +382,25 @@ class Dispatcher:
                 _contacts_pending(session, portal_id, emails),
             )
 
+    def _person_target(
+        self,
+        op: ClaimedOp,
+        people: dict[str, list[PersonWebinar]],
+        ids: dict[str, str],
+        excluded: set[str],
+        contact_pending: set[str],
+    ) -> tuple[PersonWebinar, str, str] | Result:
+        """(person's part in the webinar, email, contact id) for a per-person webinar operation, or
+        the result when there is nothing to send (DONE) or not yet (the contact is not written)."""
+        email, key = op.email, op.webinar_key
+        pw = _person_webinar(people, email, key)
+        if email is None or pw is None or email in excluded:
+            return DONE
+        contact_id = ids.get(email)
+        if contact_id is None:
+            return self._no_contact_yet(email, contact_pending)
+        return pw, email, contact_id
+
     def _no_contact_yet(self, email: str, contact_pending: set[str]) -> Result:
         if email in contact_pending:
             return Result(Verdict.WAIT, delay_s=self.config.wait_s)  # written in a coming round
@@ -546,15 +565,11 @@ class Dispatcher:
         results: dict[int, Result] = {}
         events: dict[int, TimelineEvent] = {}
         for op in ops:
-            email, key = op.email, op.webinar_key
-            pw = _person_webinar(people, email, key)
-            if email is None or key is None or email in excluded or pw is None:
-                results[op.id] = DONE
+            target = self._person_target(op, people, ids, excluded, contact_pending)
+            if isinstance(target, Result):
+                results[op.id] = target
                 continue
-            contact_id = ids.get(email)
-            if contact_id is None:
-                results[op.id] = self._no_contact_yet(email, contact_pending)
-                continue
+            pw, email, contact_id = target
             event = _timeline_event(name, template_id, contact_id, pw, email, now)
             if event is None:
                 results[op.id] = DONE  # e.g. attendance event for someone with no attendance after all
@@ -599,20 +614,16 @@ class Dispatcher:
             list
         )
         for op in ops:
-            email, key = op.email, op.webinar_key
-            pw = _person_webinar(people, email, key)
-            if email is None or key is None or email in excluded or pw is None:
-                results[op.id] = DONE
+            target = self._person_target(op, people, ids, excluded, contact_pending)
+            if isinstance(target, Result):
+                results[op.id] = target
                 continue
-            contact_id = ids.get(email)
-            if contact_id is None:
-                results[op.id] = self._no_contact_yet(email, contact_pending)
-                continue
-            if key not in events_ready:
+            pw, _, contact_id = target
+            if pw.key not in events_ready:
                 results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)
                 continue
             for state, item in _attendance_inputs(pw, int(contact_id), now):
-                groups[(key, state)].append((op.id, item))
+                groups[(pw.key, state)].append((op.id, item))
         failed_ops: set[int] = set()
         # register before attend/cancel, so HubSpot sees the states in the order they happened
         order = {"register": 0, "attend": 1, "cancel": 1}
