@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -256,24 +256,13 @@ class Dispatcher:
         now = self.now()
         table = OutboxOp.__table__  # type: ignore[attr-defined]
         delivered: set[tuple[int, WebinarKey]] = set()
+        done: list[dict[str, Any]] = []
         with unit_of_work(self.engine) as session:
             for op in ops:
                 result = results.get(op.id, Result(Verdict.WAIT))
                 if result.verdict is Verdict.DONE:
                     outcome.done += 1
-                    session.execute(
-                        update(table)
-                        .where(table.c.id == op.id)
-                        .values(
-                            done_version=op.version,
-                            # Re-planned while in flight: stays pending and goes again.
-                            state=_done_or_pending(table, op.version),
-                            locked_until=None,
-                            attempts=0,
-                            last_error=None,
-                            updated_at=now,
-                        )
-                    )
+                    done.append({"op_id": op.id, "sent_version": op.version})
                     if op.webinar_key is not None:
                         delivered.add((op.portal_id, op.webinar_key))
                 elif result.verdict is Verdict.WAIT:
@@ -289,6 +278,26 @@ class Dispatcher:
                     )
                 else:
                     self._record_failure(session, op, result, now, outcome)
+            if done:
+                # One executemany for the whole round instead of one UPDATE per operation.
+                sent: Any = bindparam("sent_version")
+                session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("op_id"))
+                    .values(
+                        done_version=sent,
+                        # Re-planned while in flight: stays pending and goes again.
+                        state=case(
+                            (table.c.planned_version == sent, OutboxState.DONE.value),
+                            else_=OutboxState.PENDING.value,
+                        ),
+                        locked_until=None,
+                        attempts=0,
+                        last_error=None,
+                        updated_at=now,
+                    ),
+                    done,
+                )
             for portal_id, key in sorted(delivered):
                 _audit_delivered(session, portal_id, key)
 
@@ -662,10 +671,6 @@ def _failure(exc: HubSpotError, reason: str) -> Result:
     return Result(
         Verdict.RETRY, error=str(exc)[:500], retryable=exc.retryable, delay_s=float(delay), reason=reason
     )
-
-
-def _done_or_pending(table: Any, version: int) -> Any:
-    return case((table.c.planned_version == version, OutboxState.DONE.value), else_=OutboxState.PENDING.value)
 
 
 def _names(webinars: Sequence[PersonWebinar]) -> tuple[str | None, str | None]:

@@ -68,10 +68,12 @@ class DatabaseRateLimiter:
     def try_acquire(self, portal_id: int) -> float:
         """Take a slot and return 0, or return how long to wait before trying again."""
         self._prepare(portal_id)
-        now = datetime.fromtimestamp(self.clock(), UTC)
         with unit_of_work(self.engine) as session:
             penalty = self._penalties.pop(portal_id, None)
             block = session.get(RateLimitBlock, portal_id, with_for_update=self._skip_locked)
+            # Read the clock only now that the transaction holds its lock: a stamp taken before
+            # waiting for the lock would let the request leave later than the stamp says.
+            now = datetime.fromtimestamp(self.clock(), UTC)
             if penalty is not None:
                 until = datetime.fromtimestamp(penalty, UTC)
                 if block is None:
