@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -54,9 +54,10 @@ def db_hubspot_facts(session: Session, portal_id: int, emails: Iterable[str]) ->
 class FactsResolver:
     """Asks HubSpot about emails and records the answers; account users are cached for a while."""
 
-    def __init__(self, engine: Engine, *, users_ttl_s: float = 600.0) -> None:
+    def __init__(self, engine: Engine, *, users_ttl_s: float = 600.0, facts_ttl_s: float = 60.0) -> None:
         self.engine = engine
         self.users_ttl_s = users_ttl_s
+        self.facts_ttl_s = facts_ttl_s
         self._users_loaded_at: dict[int, float] = {}
 
     async def refresh_users(self, client: HubSpotClient, portal_id: int, *, force: bool = False) -> None:
@@ -90,6 +91,28 @@ class FactsResolver:
     ) -> dict[str, HubSpotFacts]:
         """Facts for up to any number of emails (read in batches of 100), recorded in the database."""
         await self.refresh_users(client, portal_id)
+        known = await asyncio.to_thread(self._fresh_facts, portal_id, emails)
+        if known:
+            # Checked a moment ago (a contact re-sent because its values changed): no need to ask
+            # HubSpot again within facts_ttl_s. Kept short: a contact deleted in HubSpot inside this
+            # window could otherwise be written again (R4).
+            rest = [e for e in emails if e not in known]
+            return known | (await self._resolve_with_hubspot(client, portal_id, rest) if rest else {})
+        return await self._resolve_with_hubspot(client, portal_id, emails)
+
+    def _fresh_facts(self, portal_id: int, emails: Sequence[str]) -> dict[str, HubSpotFacts]:
+        cutoff = utcnow() - timedelta(seconds=self.facts_ttl_s)
+        with unit_of_work(self.engine) as session:
+            rows = _rows_for(session, portal_id, emails)
+        return {
+            email: facts_from_row(row)
+            for email, row in rows.items()
+            if row.checked_at is not None and row.checked_at >= cutoff and row.contact_id is not None
+        }
+
+    async def _resolve_with_hubspot(
+        self, client: HubSpotClient, portal_id: int, emails: Sequence[str]
+    ) -> dict[str, HubSpotFacts]:
         live: dict[str, Contact] = {}
         secondary: dict[str, Contact] = {}
         for part in chunks(sorted(set(emails)), 100):

@@ -294,6 +294,10 @@ def _needing_write(
     return {op for op in ops if (str(op[0]), op[1]) not in idle_pending}
 
 
+_IMMUTABLE = frozenset({OpKind.REGISTRATION_EVENT.value, OpKind.ATTENDANCE_EVENT.value})
+_MUTABLE = frozenset(k.value for k in OpKind) - _IMMUTABLE
+
+
 def upsert_ops(
     session: Session, portal_id: int, webinar: Webinar, ops: set[tuple[str, str, str | None]]
 ) -> None:
@@ -338,8 +342,24 @@ def upsert_ops(
             "updated_at": bindparam("now_at"),
         },
     )
-    for chunk in chunks(rows, 500):
-        session.execute(stmt, [row | {"now_at": now} for row in chunk])
+    # Timeline events are immutable at HubSpot (and carry deterministic ids): once planned, planning
+    # them again would only re-send what HubSpot refuses as a duplicate. Only a failed one is revived.
+    immutable = insert.on_conflict_do_update(
+        index_elements=["portal_id", "kind", "target_key"],
+        set_={
+            "planned_version": table.c.planned_version + 1,
+            "state": OutboxState.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": bindparam("now_at"),
+            "last_error": None,
+            "updated_at": bindparam("now_at"),
+        },
+        where=table.c.state == OutboxState.FAILED.value,
+    )
+    for kinds, statement in ((_MUTABLE, stmt), (_IMMUTABLE, immutable)):
+        selected = [row for row in rows if row["kind"] in kinds]
+        for chunk in chunks(selected, 500):
+            session.execute(statement, [row | {"now_at": now} for row in chunk])
 
 
 _PERSON_WEBINAR_KINDS = [

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from app.db import unit_of_work, utcnow
 from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome, event_id
@@ -980,6 +981,21 @@ async def test_replay_sends_the_same_event_ids_and_a_conflict_is_success(
     first_events = {(e["eventTemplateId"], e["objectId"]): e for r in first for e in r.body["inputs"]}
     calls_before = len(router.calls)
 
+    # A replay does not re-send timeline events already delivered: they are immutable at HubSpot.
+    replan(database)
+    await harness.drain()
+    assert sent(router, "timeline")[len(first) :] == []
+    assert {o.state for o in ops(database)} == {"done"}
+
+    # One whose answer was lost (kept as failed) is revived by the next replay and sent again with
+    # the same id; HubSpot already has it and refuses it as a duplicate, which counts as success.
+    with unit_of_work(database.engine) as session:
+        session.execute(
+            update(OutboxOp)
+            .where(col(OutboxOp.kind).in_(["registration_event", "attendance_event"]))
+            .values(state="failed", attempts=3, last_error="answer lost")
+        )
+    calls_before = len(router.calls)
     replan(database)
     assert {o.state for o in ops(database)} == {"pending"}
     await harness.drain()
