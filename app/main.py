@@ -68,7 +68,7 @@ def create_app(
                 tasks.append(
                     asyncio.create_task(
                         run_worker_async(
-                            build_processor(engine, cfg),
+                            build_processor(engine, cfg, in_process=True),
                             stop,
                             wake,
                             cfg.worker_poll_interval_s,

@@ -20,11 +20,19 @@ from app.worker.inbox_processor import BatchOutcome, InboxProcessor, ProcessorCo
 log = logging.getLogger(__name__)
 
 
-def build_processor(engine: Engine, settings: Settings) -> InboxProcessor:
+# On SQLite the in-process worker and the webhook intake share one write lock: a long batch makes
+# webhook answers wait for it, so the in-process worker takes smaller bites there.
+SQLITE_IN_PROCESS_BATCH = 100
+
+
+def build_processor(engine: Engine, settings: Settings, *, in_process: bool = False) -> InboxProcessor:
+    batch_size = settings.worker_batch_size
+    if in_process and settings.is_sqlite:
+        batch_size = min(batch_size, SQLITE_IN_PROCESS_BATCH)
     return InboxProcessor(
         engine,
         ProcessorConfig(
-            batch_size=settings.worker_batch_size,
+            batch_size=batch_size,
             max_attempts=settings.worker_max_attempts,
             retry_base_s=settings.worker_retry_base_s,
         ),
