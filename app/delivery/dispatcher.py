@@ -853,11 +853,10 @@ def _unfinished_states(session: Session, portal_id: int, keys: list[WebinarKey])
             select(col(OutboxOp.id))
             .where(
                 col(OutboxOp.portal_id) == portal_id,
-                col(OutboxOp.kind).in_([OpKind.MARKETING_STATE.value, OpKind.CONTACT_REFRESH.value]),
-                col(OutboxOp.zoom_account_id) == account_id,
-                (col(OutboxOp.webinar_id) == webinar_id) | (col(OutboxOp.webinar_id).is_(None)),
-                col(OutboxOp.state) == OutboxState.PENDING.value,
                 col(OutboxOp.kind) == OpKind.MARKETING_STATE.value,
+                col(OutboxOp.zoom_account_id) == account_id,
+                col(OutboxOp.webinar_id) == webinar_id,
+                col(OutboxOp.state) == OutboxState.PENDING.value,
             )
             .limit(1)
         ).first()

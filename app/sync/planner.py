@@ -331,29 +331,20 @@ def upsert_ops(
     insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
     # Bound parameters (not literal values) keep the statement's compiled form cached: a multi-row
     # VALUES statement recompiles for every batch and costs far more than it saves.
-    stmt = insert.on_conflict_do_update(
-        index_elements=["portal_id", "kind", "target_key"],
-        set_={
-            "planned_version": table.c.planned_version + 1,
-            "state": OutboxState.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": bindparam("now_at"),
-            "last_error": None,
-            "updated_at": bindparam("now_at"),
-        },
-    )
+    replan = {
+        "planned_version": table.c.planned_version + 1,
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": bindparam("now_at"),
+        "last_error": None,
+        "updated_at": bindparam("now_at"),
+    }
+    stmt = insert.on_conflict_do_update(index_elements=["portal_id", "kind", "target_key"], set_=replan)
     # Timeline events are immutable at HubSpot (and carry deterministic ids): once planned, planning
     # them again would only re-send what HubSpot refuses as a duplicate. Only a failed one is revived.
     immutable = insert.on_conflict_do_update(
         index_elements=["portal_id", "kind", "target_key"],
-        set_={
-            "planned_version": table.c.planned_version + 1,
-            "state": OutboxState.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": bindparam("now_at"),
-            "last_error": None,
-            "updated_at": bindparam("now_at"),
-        },
+        set_=replan,
         where=table.c.state == OutboxState.FAILED.value,
     )
     for kinds, statement in ((_MUTABLE, stmt), (_IMMUTABLE, immutable)):
