@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -63,3 +64,82 @@ def bearer_token_matches(authorization: str | None, expected: str) -> bool:
     if scheme.lower() != "bearer" or not token:
         return False
     return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+# --- HubSpot request signatures (reference/hubspot.md §1.6) --------------------------------------
+
+# HubSpot decodes these percent-escapes in the URI before signing v3 (its documented list).
+_V3_URI_DECODE = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+HUBSPOT_V3_MAX_AGE_MS = 5 * 60 * 1000
+
+
+def _v3_uri(uri: str) -> str:
+    for escaped, char in _V3_URI_DECODE.items():
+        uri = uri.replace(escaped, char).replace(escaped.lower(), char)
+    return uri
+
+
+def hubspot_signature_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    message = method.encode() + _v3_uri(uri).encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def hubspot_signature_v2(secret: str, method: str, uri: str, body: bytes) -> str:
+    return hashlib.sha256(secret.encode() + method.encode() + uri.encode() + body).hexdigest()
+
+
+def hubspot_signature_v1(secret: str, body: bytes) -> str:
+    return hashlib.sha256(secret.encode() + body).hexdigest()
+
+
+def verify_hubspot_signature(
+    *,
+    secret: str,
+    method: str,
+    uri: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now_ms: int,
+) -> str:
+    """Return the signature version that verified ("v3" or "v2"); raise SignatureFailure otherwise.
+
+    v3 is checked whenever its header is present (HubSpot sends it to OAuth apps); without it,
+    custom-action requests carry v2. `uri` is the URL HubSpot called: PUBLIC_BASE_URL + path + query.
+    """
+    v3 = headers.get("x-hubspot-signature-v3")
+    if v3:
+        timestamp = headers.get("x-hubspot-request-timestamp")
+        if not timestamp:
+            raise SignatureFailure("missing X-HubSpot-Request-Timestamp header")
+        if not timestamp.isdigit() or len(timestamp) > 16:
+            raise SignatureFailure("X-HubSpot-Request-Timestamp must be milliseconds since the epoch")
+        if abs(now_ms - int(timestamp)) > HUBSPOT_V3_MAX_AGE_MS:
+            raise SignatureFailure("X-HubSpot-Request-Timestamp is more than 5 minutes from now")
+        expected = hubspot_signature_v3(secret, method, uri, body, timestamp)
+        if not hmac.compare_digest(expected.encode(), v3.strip().encode()):
+            raise SignatureFailure("X-HubSpot-Signature-v3 does not match")
+        return "v3"
+    signature = headers.get("x-hubspot-signature")
+    if not signature:
+        raise SignatureFailure("missing X-HubSpot-Signature-v3 (or X-HubSpot-Signature) header")
+    version = (headers.get("x-hubspot-signature-version") or "").strip().lower()
+    if version != "v2":
+        # v1 signs the body only, so it would accept a request replayed to any URL: not accepted here.
+        raise SignatureFailure("X-HubSpot-Signature-Version must be v2 when v3 headers are absent")
+    expected = hubspot_signature_v2(secret, method, uri, body)
+    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        raise SignatureFailure("X-HubSpot-Signature does not match")
+    return "v2"
