@@ -93,6 +93,18 @@ def setup() -> None:
     raise typer.Exit(run_setup_command())
 
 
+@cli.command("register-action")
+def register_action(
+    unpublished: bool = typer.Option(False, help="keep the action visible only in the developer portal"),
+) -> None:
+    """Register (or update) the workflow action "Add contact to Zoom webinar" at HubSpot, pointing at
+    PUBLIC_BASE_URL/hubspot/actions/add-to-webinar. Needs HUBSPOT_APP_ID, HUBSPOT_ACCESS_TOKEN,
+    HUBSPOT_PORTAL_ID (and HUBSPOT_DEVELOPER_API_KEY where HubSpot asks for the developer key)."""
+    from app.actions.definition import run_register_action_command
+
+    raise typer.Exit(run_register_action_command(Settings(), published=not unpublished))
+
+
 def main() -> None:
     cli()
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     hubspot_client_secret: SecretStr | None = None
     hubspot_rate_limit_per_10s: int = Field(default=100, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Developer account API key: HubSpot documents it for action-definition calls (register-action).
+    hubspot_developer_api_key: SecretStr | None = None
 
     # --- operational knobs (not part of the contract; documented in the README) ---
     # None = migrate automatically on SQLite only: the embedded default must start on a fresh

@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.api import admin_settings, admin_webinars, health, zoom_webhooks
+from app.actions.service import ActionService
+from app.api import admin_settings, admin_webinars, health, hubspot_actions, zoom_webhooks
 from app.api.zoom_webhooks import ZoomWebhookFastPath
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
@@ -23,7 +24,8 @@ from app.logging_setup import configure_logging
 from app.metrics import LatencyMiddleware
 from app.migrations import ensure_schema
 from app.state import AppState
-from app.worker.runner import build_dispatcher, build_processor, run_dispatcher_async, run_worker_async
+from app.worker.runner import Background
+from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,12 @@ def _tune_runtime() -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, hubspot_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    hubspot_transport: httpx.AsyncBaseTransport | None = None,
+    zoom_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """The ASGI app. `hubspot_transport` lets tests and the demo route HubSpot calls to a sandbox."""
+    """The ASGI app. The transports let tests and the demo route HubSpot and Zoom calls to sandboxes."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,48 +64,36 @@ def create_app(
             state = AppState(settings=cfg, engine=engine, inbox_writer=writer)
             app.state.app_state = state
             stop = asyncio.Event()
-            tasks: list[asyncio.Task[None]] = []
-            gateway: HubSpotGateway | None = None
-            if cfg.run_worker:
-                wake, wake_dispatch = asyncio.Event(), asyncio.Event()
-                state.extras["wake_worker"] = wake.set
-                gateway = HubSpotGateway(cfg, engine, transport=hubspot_transport)
-                tasks.append(
-                    asyncio.create_task(
-                        run_worker_async(
-                            build_processor(engine, cfg, in_process=True),
-                            stop,
-                            wake,
-                            cfg.worker_poll_interval_s,
-                            wake_dispatch.set,
-                        ),
-                        name="inbox-worker",
-                    )
+            zoom = ZoomGateway(cfg, transport=zoom_transport)
+            hubspot = HubSpotGateway(cfg, engine, transport=hubspot_transport) if cfg.run_worker else None
+            wake_worker = asyncio.Event()
+            actions = ActionService(
+                engine,
+                zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
+                hubspot_for=hubspot.client_for if hubspot else None,
+                on_registered=wake_worker.set,
+            )
+            state.extras["action_service"] = actions
+            state.extras["zoom_gateway"] = zoom
+            background: Background | None = None
+            if hubspot is not None:
+                background = Background(
+                    engine, cfg, hubspot, actions, in_process=True, wake_worker=wake_worker
                 )
-                tasks.append(
-                    asyncio.create_task(
-                        run_dispatcher_async(
-                            build_dispatcher(engine, cfg, gateway),
-                            stop,
-                            wake_dispatch,
-                            cfg.worker_poll_interval_s,
-                        ),
-                        name="outbox-dispatcher",
-                    )
-                )
-                state.extras["wake_dispatcher"] = wake_dispatch.set
+                background.start(stop)
+                state.extras["wake_worker"] = background.wake_worker.set
+                state.extras["wake_dispatcher"] = background.wake_dispatcher.set
             _tune_runtime()
             try:
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
                 yield
             finally:
                 stop.set()
-                if tasks:
-                    state.extras["wake_worker"]()
-                    state.extras["wake_dispatcher"]()
-                    await asyncio.gather(*tasks)
-                if gateway is not None:
-                    await gateway.aclose()
+                if background is not None:
+                    await background.wait()
+                if hubspot is not None:
+                    await hubspot.aclose()
+                await zoom.aclose()
                 writer.stop()
         finally:
             engine.dispose()
@@ -114,6 +107,7 @@ def create_app(
     app.add_middleware(LatencyMiddleware)
     app.add_middleware(ZoomWebhookFastPath)  # added last = outermost: runs before routing
     app.include_router(zoom_webhooks.router)
+    app.include_router(hubspot_actions.router)
     app.include_router(admin_settings.router)
     app.include_router(admin_webinars.router)
     app.include_router(health.router)

@@ -328,3 +328,49 @@ class HubSpotSetupItem(SQLModel, table=True):
     name: str = Field(max_length=200, primary_key=True)
     external_id: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class ActionState(StrEnum):
+    RUNNING = "running"  # a request is executing it now (its lease is `locked_until`)
+    BLOCKED = "blocked"  # answered BLOCK: the background completer retries it
+    DONE = "done"  # final output fields known
+
+
+class CallbackState(StrEnum):
+    NONE = "none"  # answered synchronously: nothing to send
+    PENDING = "pending"  # HubSpot waits for the result through the callbacks API
+    SENT = "sent"
+    FAILED = "failed"  # HubSpot refused it for good (expired, unknown callback)
+
+
+class ActionExecution(SQLModel, table=True):
+    """One execution of the workflow action, keyed by HubSpot's callbackId (idempotency).
+
+    Stored before Zoom is called and committed before a BLOCK answer, so a retried request never
+    registers twice and a restart between BLOCK and completion loses nothing.
+    """
+
+    __tablename__ = "action_execution"
+    __table_args__ = (
+        Index("ix_action_execution_state_next", "state", "next_attempt_at"),
+        Index("ix_action_execution_callback", "callback_state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    callback_id: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    portal_id: int = Field(sa_type=BigInteger())
+    zoom_account_id: str | None = Field(default=None, max_length=64)
+    object_id: str = Field(max_length=64)
+    webinar_id: str | None = Field(default=None, max_length=32)
+    # The request as HubSpot sent it (contact properties and input fields): replayed on retry.
+    request: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
+    state: str = Field(default=ActionState.RUNNING.value, max_length=16)
+    output_fields: dict[str, str] | None = Field(default=None, sa_type=JSON())
+    callback_state: str = Field(default=CallbackState.NONE.value, max_length=16)
+    attempts: int = 0
+    callback_attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    last_error: str | None = Field(default=None, sa_type=Text())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())

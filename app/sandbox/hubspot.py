@@ -626,23 +626,45 @@ async def list_users(
         return portal.list_users(limit=limit, after=after)
 
 
-automation = APIRouter(prefix="/automation/v4/actions/callbacks", tags=["automation"])
+automation = APIRouter(prefix="/automation/v4/actions", tags=["automation"])
 
 
-@automation.post("/complete", status_code=204)
+@automation.post("/callbacks/complete", status_code=204)
 async def complete_callbacks(body: Batch[CallbackInput], sandbox: SandboxDep, portal: PortalDep) -> Response:
     async with sandbox.lock:
         portal.complete_callbacks(body.inputs)
     return Response(status_code=204)
 
 
-@automation.post("/{callback_id}/complete", status_code=204)
+@automation.post("/callbacks/{callback_id}/complete", status_code=204)
 async def complete_callback(
     callback_id: str, body: CallbackBody, sandbox: SandboxDep, portal: PortalDep
 ) -> Response:
     async with sandbox.lock:
         portal.complete_callback(callback_id, body)
     return Response(status_code=204)
+
+
+@automation.get("/{app_id}")
+async def list_action_definitions(app_id: str, sandbox: SandboxDep, _: PortalDep) -> dict[str, Any]:
+    async with sandbox.lock:
+        return sandbox.list_action_definitions(app_id)
+
+
+@automation.post("/{app_id}", status_code=201)
+async def create_action_definition(
+    app_id: str, body: dict[str, Any], sandbox: SandboxDep, _: PortalDep
+) -> dict[str, Any]:
+    async with sandbox.lock:
+        return sandbox.create_action_definition(app_id, body)
+
+
+@automation.patch("/{app_id}/{definition_id}")
+async def update_action_definition(
+    app_id: str, definition_id: str, body: dict[str, Any], sandbox: SandboxDep, _: PortalDep
+) -> dict[str, Any]:
+    async with sandbox.lock:
+        return sandbox.update_action_definition(app_id, definition_id, body)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1591,6 +1591,7 @@ class HubSpotSandbox:
         self.rng = random.Random()
         self.portals: dict[int, PortalState] = {}
         self.templates: dict[str, EventTemplate] = {}
+        self.action_definitions: dict[str, JSON] = {}
         self.stats = Stats()
         self._next_template_id = 1_000_000
         self.reset()
@@ -1607,8 +1608,35 @@ class HubSpotSandbox:
         self.rng = random.Random(self.faults.seed)
         self.portals = {pid: PortalState(pid) for pid in dict.fromkeys(self.tokens.values())}
         self.templates = {}
+        self.action_definitions = {}
         self.stats = Stats()
         self._next_template_id = 1_000_000
+
+    # ---- workflow action definitions (app-level, like templates) --------------------------------------
+
+    def list_action_definitions(self, app_id: str) -> JSON:
+        self._check_app(app_id)
+        return {"results": [dict(d) for d in self.action_definitions.values()]}
+
+    def create_action_definition(self, app_id: str, body: Mapping[str, Any]) -> JSON:
+        self._check_app(app_id)
+        missing = [k for k in ("actionUrl", "objectTypes", "inputFields", "labels") if k not in body]
+        if missing or "en" not in (body.get("labels") or {}):
+            raise validation_error(f"Missing required fields: {', '.join(missing) or 'labels.en'}")
+        definition_id = str(len(self.action_definitions) + 10_000_001)
+        definition = {**body, "id": definition_id, "revisionId": "1"}
+        self.action_definitions[definition_id] = definition
+        return dict(definition)
+
+    def update_action_definition(self, app_id: str, definition_id: str, body: Mapping[str, Any]) -> JSON:
+        self._check_app(app_id)
+        current = self.action_definitions.get(definition_id)
+        if current is None:
+            raise not_found(f"Action definition {definition_id} does not exist.")
+        revision = str(int(current.get("revisionId", "1")) + 1)
+        updated = {**current, **body, "id": definition_id, "revisionId": revision}
+        self.action_definitions[definition_id] = updated
+        return dict(updated)
 
     def portal(self, portal_id: int | None = None) -> PortalState:
         found = self.portals.get(self.default_portal_id if portal_id is None else portal_id)

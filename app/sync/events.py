@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ class RegistrationFact:
     last_name: str | None
     status: str
     join_url: str | None
+    source: str = "webhook"  # webhook | action | sync_now: who told us
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,9 @@ def parse_event(raw_body: bytes) -> ParsedEvent:
 
     if event in _STATUS_BY_EVENT:
         parsed.registration = _registration(event, account_id, webinar_id, event_ts, obj)
+        source = _str(body.get("x_source"), 16)
+        if source is not None:
+            parsed.registration = replace(parsed.registration, source=source)
     elif event in ("webinar.participant_joined", "webinar.participant_left"):
         parsed.mark = _mark(event, account_id, webinar_id, event_ts, obj)
     elif event.startswith("recording."):

@@ -207,7 +207,7 @@ def _new_registration_row(fact: RegistrationFact, now: datetime) -> dict[str, An
         "registrant_id": fact.registrant_id,
         "status": fact.status,
         "status_event_ts": fact.event_ts,
-        "source": "webhook",
+        "source": fact.source,
         "registered_at": _ts(fact.event_ts) if fact.event_ts else None,
         "updated_at": now,
     }

@@ -1,18 +1,28 @@
-"""`python -m app.worker`: run inbox workers alongside API replicas started with RUN_WORKER=false."""
+"""`python -m app.worker`: run workers alongside API replicas started with RUN_WORKER=false.
+
+A worker processes the inbox, delivers planned operations to HubSpot and completes blocked
+workflow actions. `--until-idle` processes the inbox only, then exits (batch jobs, benchmarks).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
 import threading
 
+from sqlalchemy.engine import Engine
+
+from app.actions.service import ActionService
 from app.config import Settings
 from app.db import make_engine
+from app.delivery.gateway import HubSpotGateway
 from app.logging_setup import configure_logging
 from app.migrations import schema_problem
-from app.worker.runner import build_processor, run_worker_blocking
+from app.worker.runner import Background, build_processor, run_worker_blocking
+from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger("app.worker")
 
@@ -31,17 +41,42 @@ def main(argv: list[str] | None = None) -> int:
         # A worker on an old schema could write rows the new code misreads: refuse to start.
         print(f"worker refuses to start: {problem}", file=sys.stderr)
         return 2
+    if not args.until_idle:
+        asyncio.run(_serve(engine, settings))
+        engine.dispose()
+        return 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     processor = build_processor(engine, settings)
-    log.info("worker started")
-    processed = run_worker_blocking(
-        processor, stop, settings.worker_poll_interval_s, until_idle=args.until_idle
-    )
+    log.info("worker started", extra={"until_idle": True})
+    processed = run_worker_blocking(processor, stop, settings.worker_poll_interval_s, until_idle=True)
     log.info("worker stopped", extra={"processed": processed})
     engine.dispose()
     return 0
+
+
+async def _serve(engine: Engine, settings: Settings) -> None:
+    """Inbox, delivery and action completion until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    hubspot = HubSpotGateway(settings, engine)
+    zoom = ZoomGateway(settings)
+    actions = ActionService(
+        engine,
+        zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
+        hubspot_for=hubspot.client_for,
+    )
+    background = Background(engine, settings, hubspot, actions)
+    background.start(stop)
+    log.info("worker started")
+    await stop.wait()
+    await background.wait()
+    await hubspot.aclose()
+    await zoom.aclose()
+    log.info("worker stopped")
 
 
 if __name__ == "__main__":

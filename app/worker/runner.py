@@ -8,9 +8,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from app.actions.service import ActionService
 from app.config import Settings
 from app.delivery.dispatcher import DispatchConfig, Dispatcher
 from app.delivery.facts import FactsResolver, db_hubspot_facts
@@ -127,3 +129,70 @@ def run_worker_blocking(
                 break
             stop.wait(poll_interval_s)
     return processed
+
+
+async def run_actions_async(
+    service: ActionService, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
+) -> None:
+    """Completes blocked workflow actions and sends their results to HubSpot's callbacks API."""
+    while not stop.is_set():
+        try:
+            outcome = await service.run_once()
+        except Exception:  # the loop must survive anything
+            log.exception("workflow action round failed")
+            await asyncio.sleep(poll_interval_s * 10)
+            continue
+        if outcome.busy:
+            continue
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=max(poll_interval_s, 0.5))
+
+
+@dataclass
+class Background:
+    """Everything a worker runs: inbox processing, HubSpot delivery, workflow-action completion.
+
+    The API process runs it when RUN_WORKER=true; `python -m app.worker` runs it alone.
+    """
+
+    engine: Engine
+    settings: Settings
+    hubspot: HubSpotGateway
+    actions: ActionService
+    in_process: bool = False
+    wake_worker: asyncio.Event = field(default_factory=asyncio.Event)
+    wake_dispatcher: asyncio.Event = field(default_factory=asyncio.Event)
+    wake_actions: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self, stop: asyncio.Event) -> None:
+        cfg = self.settings
+        poll = cfg.worker_poll_interval_s
+        self._tasks = [
+            asyncio.create_task(
+                run_worker_async(
+                    build_processor(self.engine, cfg, in_process=self.in_process),
+                    stop,
+                    self.wake_worker,
+                    poll,
+                    self.wake_dispatcher.set,
+                ),
+                name="inbox-worker",
+            ),
+            asyncio.create_task(
+                run_dispatcher_async(
+                    build_dispatcher(self.engine, cfg, self.hubspot), stop, self.wake_dispatcher, poll
+                ),
+                name="outbox-dispatcher",
+            ),
+            asyncio.create_task(
+                run_actions_async(self.actions, stop, self.wake_actions, poll), name="action-completer"
+            ),
+        ]
+
+    async def wait(self) -> None:
+        self.wake_worker.set()
+        self.wake_dispatcher.set()
+        self.wake_actions.set()
+        await asyncio.gather(*self._tasks)

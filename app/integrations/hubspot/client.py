@@ -617,6 +617,50 @@ class HubSpotClient:
         }
         await self._request("POST", "/automation/v4/actions/callbacks/complete", body=body)
 
+    # --- workflow action definitions -------------------------------------------------------------
+    # HubSpot documents the developer API key (`hapikey`) for these calls; apps set up for OAuth or
+    # static tokens use the bearer token alone (reference/hubspot.md §1.1).
+
+    async def list_action_definitions(
+        self, app_id: int | str, *, hapikey: str | None = None
+    ) -> list[dict[str, Any]]:
+        path = f"/automation/v4/actions/{_segment(app_id)}"
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(100):  # pages of 50; an app never has thousands of actions
+            params = (
+                {"limit": "50"}
+                | ({"after": after} if after else {})
+                | ({"hapikey": hapikey} if hapikey else {})
+            )
+            data = await self._request_json("GET", path, params=params)
+            found.extend(r for r in data.get("results", []) if isinstance(r, dict))
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+        return found
+
+    async def create_action_definition(
+        self, app_id: int | str, definition: Mapping[str, Any], *, hapikey: str | None = None
+    ) -> dict[str, Any]:
+        path = f"/automation/v4/actions/{_segment(app_id)}"
+        params = {"hapikey": hapikey} if hapikey else None
+        data: dict[str, Any] = await self._request_json("POST", path, params=params, body=dict(definition))
+        return data
+
+    async def update_action_definition(
+        self,
+        app_id: int | str,
+        definition_id: str,
+        definition: Mapping[str, Any],
+        *,
+        hapikey: str | None = None,
+    ) -> dict[str, Any]:
+        path = f"/automation/v4/actions/{_segment(app_id)}/{_segment(definition_id)}"
+        params = {"hapikey": hapikey} if hapikey else None
+        data: dict[str, Any] = await self._request_json("PATCH", path, params=params, body=dict(definition))
+        return data
+
 
 # --- response envelopes that never leave this module --------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The HubSpot workflow action "add contact to Zoom webinar" (W1-W4, R1 of MISSION.md)."""

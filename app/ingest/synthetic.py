@@ -1,0 +1,58 @@
+"""Events the service makes itself from Zoom REST answers (workflow action, Sync now, backfill).
+
+They are stored in the inbox exactly like webhook deliveries, in Zoom's webhook shape, so one
+pipeline turns both into the local model with the same keys: a registration learnt from the REST
+API and later from its webhook is one registration. `x_source` says where an event came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.ingest.zoom_events import inbox_row, parse_envelope
+from app.models import InboxEvent
+
+SOURCE_KEY = "x_source"
+
+
+def envelope(
+    event: str, event_ts: int, account_id: str, obj: Mapping[str, Any], *, source: str
+) -> dict[str, Any]:
+    return {
+        "event": event,
+        "event_ts": event_ts,
+        SOURCE_KEY: source,
+        "payload": {"account_id": account_id, "object": dict(obj)},
+    }
+
+
+def store_envelopes(
+    session: Session, envelopes: Sequence[Mapping[str, Any]], received_at: datetime | None = None
+) -> int:
+    """Add the events to the inbox in the caller's transaction; already-stored ones are skipped."""
+    if not envelopes:
+        return 0
+    at = received_at or utcnow()
+    rows = []
+    for env in envelopes:
+        raw = json.dumps(env, separators=(",", ":"), default=str).encode()
+        rows.append(inbox_row(parse_envelope(raw), raw, at))
+    dialect = session.get_bind().dialect.name
+    table = InboxEvent.__table__  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        stmt: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["delivery_key"])
+    elif dialect == "postgresql":
+        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["delivery_key"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        stmt = insert(table)
+    result = session.execute(stmt, rows)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,62 @@
+"""Per-process access to Zoom: one HTTP client, one token cache and two clients per connected account.
+
+The *interactive* client (used while HubSpot waits for the action's answer) tries once: a 429 or
+5xx becomes a BLOCK answer at once instead of a wait. The *background* client (completer, Sync
+now, backfill) retries with backoff and honours Retry-After. Both share the account's OAuth token.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from app.config import Settings
+from app.integrations.zoom.client import ZoomClient
+from app.integrations.zoom.token import ZoomTokenProvider
+
+INTERACTIVE_TIMEOUT_S = 5.0
+
+
+class ZoomGateway:
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, connect=10.0))
+        self._tokens: dict[str, ZoomTokenProvider] = {}
+        self._clients: dict[tuple[str, bool], ZoomClient] = {}
+
+    def _tokens_for(self, account_id: str) -> ZoomTokenProvider | None:
+        provider = self._tokens.get(account_id)
+        if provider is not None:
+            return provider
+        cfg = self.settings
+        secret = cfg.zoom_client_secret.get_secret_value() if cfg.zoom_client_secret else ""
+        if account_id != cfg.zoom_account_id or not cfg.zoom_client_id or not secret:
+            return None
+        provider = ZoomTokenProvider(
+            self.http,
+            oauth_base_url=cfg.zoom_oauth_base_url,
+            account_id=account_id,
+            client_id=cfg.zoom_client_id,
+            client_secret=secret,
+        )
+        self._tokens[account_id] = provider
+        return provider
+
+    def client_for(self, account_id: str, *, interactive: bool = False) -> ZoomClient | None:
+        """A client for the Zoom account, or None when this process has no credentials for it."""
+        client = self._clients.get((account_id, interactive))
+        if client is not None:
+            return client
+        tokens = self._tokens_for(account_id)
+        if tokens is None:
+            return None
+        client = ZoomClient(
+            self.http,
+            api_base_url=self.settings.zoom_api_base_url,
+            tokens=tokens,
+            max_attempts=1 if interactive else 5,
+        )
+        self._clients[(account_id, interactive)] = client
+        return client
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
