@@ -312,6 +312,15 @@ class WebinarScenario:
         """All events built so far, in the order built (a new list; the dicts are shared)."""
         return list(self._envelopes)
 
+    def pop_envelopes(self) -> list[Envelope]:
+        """The events built since the last call (or since the start), which the scenario then forgets.
+
+        For long-lived users such as the Zoom sandbox, which send each envelope once and must not keep
+        them all in memory.
+        """
+        popped, self._envelopes = self._envelopes, []
+        return popped
+
     @property
     def registrants(self) -> dict[str, Registrant]:
         """Registrations by id, in registration order."""
