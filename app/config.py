@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     worker_lease_s: float = Field(default=120.0, gt=0)
     dispatch_retry_base_s: float = Field(default=2.0, gt=0)
     dispatch_max_attempts: int = Field(default=5, ge=1)
+    # Automatic reconciliation: pull a webinar from Zoom this long after it ended (Zoom's participant
+    # reports lag behind the live events); 0 turns it off.
+    reconcile_delay_s: float = Field(default=600.0, ge=0)
 
     @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
     @classmethod
@@ -68,6 +71,12 @@ class Settings(BaseSettings):
     @property
     def should_auto_migrate(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def has_zoom_api(self) -> bool:
+        """Server-to-Server OAuth credentials are set: the service can call Zoom's REST API."""
+        secret = self.zoom_client_secret.get_secret_value() if self.zoom_client_secret else ""
+        return bool(self.zoom_account_id and self.zoom_client_id and secret)
 
     @property
     def has_env_connection(self) -> bool:

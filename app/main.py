@@ -13,7 +13,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.actions.service import ActionService
-from app.api import admin_settings, admin_webinars, health, hubspot_actions, zoom_webhooks
+from app.api import admin_settings, admin_sync, admin_webinars, health, hubspot_actions, zoom_webhooks
 from app.api.zoom_webhooks import ZoomWebhookFastPath
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
@@ -78,11 +78,12 @@ def create_app(
             background: Background | None = None
             if hubspot is not None:
                 background = Background(
-                    engine, cfg, hubspot, actions, in_process=True, wake_worker=wake_worker
+                    engine, cfg, hubspot, actions, zoom, in_process=True, wake_worker=wake_worker
                 )
                 background.start(stop)
                 state.extras["wake_worker"] = background.wake_worker.set
                 state.extras["wake_dispatcher"] = background.wake_dispatcher.set
+                state.extras["wake_jobs"] = background.wake_jobs.set
             _tune_runtime()
             try:
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(hubspot_actions.router)
     app.include_router(admin_settings.router)
     app.include_router(admin_webinars.router)
+    app.include_router(admin_sync.router)
     app.include_router(health.router)
     return app
 

@@ -223,6 +223,28 @@ class Recording(SQLModel, table=True):
     download_token: str | None = Field(default=None, sa_type=Text())
     last_event_ts: int = Field(default=0, sa_type=BigInteger())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    # The transcript as readable text, fetched once (Zoom data, shared by every portal).
+    transcript_text: str | None = Field(default=None, sa_type=Text())
+    # none (no transcript file) | fetched | not_found (Zoom answered 404; retried on Sync now)
+    transcript_state: str = Field(default="none", max_length=16, sa_column_kwargs={"server_default": "none"})
+    transcript_file_id: str | None = Field(default=None, max_length=200)
+
+
+class RecordingCall(SQLModel, table=True):
+    """The HubSpot call record made for one recording in one portal (RC1), and whom it reached."""
+
+    __tablename__ = "recording_call"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    zoom_account_id: str = Field(max_length=64, primary_key=True)
+    webinar_id: str = Field(max_length=32, primary_key=True)
+    instance_uuid: str = Field(max_length=64, primary_key=True)
+    call_id: str | None = Field(default=None, max_length=32)
+    # Hash of the call properties last written: an unchanged call is not written again.
+    properties_hash: str | None = Field(default=None, max_length=64)
+    # Contacts already associated with the call and given the "Zoom: recordable event".
+    contact_ids: list[str] = Field(default_factory=list, sa_type=JSON())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
 
 
 class ExcludedEmail(SQLModel, table=True):
@@ -374,3 +396,41 @@ class ActionExecution(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SyncJob(SQLModel, table=True):
+    """A pull from Zoom: Sync now (A2), the automatic reconciliation after a webinar ended, a backfill.
+
+    `active_key` ("account:webinar") is set while a Sync now is queued or running and cleared when
+    it ends: the unique constraint makes two concurrent Sync-now calls share one job. `dedupe_key`
+    is permanent (one reconciliation per webinar, one backfill item per backfill and webinar).
+    """
+
+    __tablename__ = "sync_job"
+    __table_args__ = (Index("ix_sync_job_state_run", "state", "run_after"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(max_length=16)  # sync_now | reconcile | backfill | backfill_item
+    portal_id: int = Field(sa_type=BigInteger())
+    zoom_account_id: str = Field(max_length=64)
+    webinar_id: str | None = Field(default=None, max_length=32, index=True)
+    parent_id: str | None = Field(default=None, max_length=32, index=True)
+    state: str = Field(default=JobState.QUEUED.value, max_length=16)
+    active_key: str | None = Field(default=None, sa_column=Column(String(120), unique=True, nullable=True))
+    dedupe_key: str | None = Field(default=None, sa_column=Column(String(200), unique=True, nullable=True))
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
+    counts: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
+    error: str | None = Field(default=None, sa_type=Text())
+    attempts: int = 0
+    run_after: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime())

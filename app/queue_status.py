@@ -7,7 +7,18 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.models import InboxEvent, InboxState, OutboxOp, OutboxState
+from app.db import utcnow
+from app.models import (
+    ActionExecution,
+    ActionState,
+    CallbackState,
+    InboxEvent,
+    InboxState,
+    JobState,
+    OutboxOp,
+    OutboxState,
+    SyncJob,
+)
 
 
 def _counts(session: Session, column: Any, states: type[InboxState] | type[OutboxState]) -> dict[str, int]:
@@ -25,14 +36,66 @@ def outbox_counts(session: Session) -> dict[str, int]:
     return _counts(session, col(OutboxOp.state), OutboxState)
 
 
+def action_counts(session: Session) -> dict[str, int]:
+    """Workflow actions waiting: `blocked` for Zoom, `callbacks` to send to HubSpot, `callbacks_failed`."""
+    waiting = session.exec(
+        select(func.count()).where(col(ActionExecution.state) != ActionState.DONE.value)
+    ).one()
+    rows = session.exec(
+        select(col(ActionExecution.callback_state), func.count())
+        .where(col(ActionExecution.state) == ActionState.DONE.value)
+        .group_by(col(ActionExecution.callback_state))
+    ).all()
+    by_state = {state: int(n) for state, n in rows}
+    return {
+        "blocked": int(waiting),
+        "callbacks": by_state.get(CallbackState.PENDING.value, 0),
+        "callbacks_failed": by_state.get(CallbackState.FAILED.value, 0),
+    }
+
+
+def job_counts(session: Session) -> dict[str, int]:
+    """Pulls from Zoom: `due` (queued, runnable now), `running`, `scheduled` (later, e.g. the
+    reconciliation minutes after a webinar ended), `failed`."""
+    now = utcnow()
+    active = [JobState.QUEUED.value, JobState.RUNNING.value]
+    by_state = dict(
+        session.exec(
+            select(col(SyncJob.state), func.count())
+            .where(col(SyncJob.state).in_([*active, JobState.FAILED.value]))
+            .group_by(col(SyncJob.state))
+        ).all()
+    )
+    due = session.exec(
+        select(func.count()).where(col(SyncJob.state) == JobState.QUEUED.value, col(SyncJob.run_after) <= now)
+    ).one()
+    queued = int(by_state.get(JobState.QUEUED.value, 0))
+    counts = {
+        "due": int(due),
+        "running": int(by_state.get(JobState.RUNNING.value, 0)),
+        "scheduled": queued - int(due),
+        "failed": int(by_state.get(JobState.FAILED.value, 0)),
+    }
+    return counts
+
+
 def status_counts(session: Session) -> dict[str, object]:
     """`pending` is everything received or planned and not finished: 0 means all work is done."""
     inbox = inbox_counts(session)
     outbox = outbox_counts(session)
+    actions = action_counts(session)
+    jobs = job_counts(session)
     return {
-        "pending": inbox[InboxState.PENDING] + outbox[OutboxState.PENDING],
-        "failed": inbox[InboxState.FAILED] + outbox[OutboxState.FAILED],
+        "pending": inbox[InboxState.PENDING]
+        + outbox[OutboxState.PENDING]
+        + actions["blocked"]
+        + actions["callbacks"]
+        + jobs["due"]
+        + jobs["running"],
+        "failed": inbox[InboxState.FAILED] + outbox[OutboxState.FAILED] + actions["callbacks_failed"],
         "dead": inbox[InboxState.DEAD],
         "inbox": inbox,
         "outbox": outbox,
+        "actions": actions,
+        "sync_jobs": jobs,
     }

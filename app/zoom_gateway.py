@@ -11,7 +11,8 @@ import httpx
 
 from app.config import Settings
 from app.integrations.zoom.client import ZoomClient
-from app.integrations.zoom.token import ZoomTokenProvider
+from app.integrations.zoom.errors import ZoomAuthError
+from app.integrations.zoom.token import StaticTokenProvider, ZoomTokenProvider
 
 INTERACTIVE_TIMEOUT_S = 5.0
 
@@ -57,6 +58,21 @@ class ZoomGateway:
         )
         self._clients[(account_id, interactive)] = client
         return client
+
+    async def download_transcript(self, account_id: str, url: str, download_token: str | None) -> bytes:
+        """A recording file: with the account's client (the event's token first, then OAuth), or
+        with the event's download token alone when this process has no credentials."""
+        client = self.client_for(account_id)
+        if client is not None:
+            return await client.download(url, token=download_token)
+        if not download_token:
+            raise ZoomAuthError(None, None, "no Zoom credentials and no download token for this file")
+        alone = ZoomClient(
+            self.http,
+            api_base_url=self.settings.zoom_api_base_url,
+            tokens=StaticTokenProvider(download_token),
+        )
+        return await alone.download(url)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -18,9 +18,10 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -82,6 +83,10 @@ class CompleterRound:
     @property
     def busy(self) -> bool:
         return bool(self.executed or self.callbacks_sent)
+
+
+_T = TypeVar("_T")
+_NO_CONTEXT = PortalContext(zoom_account_id=None, global_sync_enabled=False)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class ActionService:
         self.config = config or ActionConfig()
         self.on_registered = on_registered
         self.cache = WebinarFactsCache()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="action-db")
         dialect = engine.dialect.name
         self._insert: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(
             ActionExecution.__table__  # type: ignore[attr-defined]
@@ -157,38 +163,40 @@ class ActionService:
     # --- the request path -----------------------------------------------------------------------
 
     async def handle(self, req: ActionRequest) -> dict[str, str]:
-        claim = await asyncio.to_thread(self._claim, req)
+        claim, ctx = await self._db(self._claim, req)
         if claim.kind == "done":
             assert claim.output is not None
             return claim.output
         if claim.kind == "busy":
             return block_output()
         assert claim.row_id is not None
-        ctx = await asyncio.to_thread(self._context, req.portal_id)
         zoom = self.zoom_for(ctx.zoom_account_id, True) if ctx.zoom_account_id else None
         try:
             async with asyncio.timeout(self.config.sync_budget_s):
                 executed = await execute(req, ctx, zoom, self.cache)
         except RetryLater as exc:
-            await asyncio.to_thread(
-                self._block, claim.row_id, exc.reason, exc.retry_after_s, ctx.zoom_account_id
-            )
+            await self._db(self._block, claim.row_id, exc.reason, exc.retry_after_s, ctx.zoom_account_id)
             return block_output()
         except TimeoutError:
             reason = f"Zoom did not answer within {self.config.sync_budget_s:g} s"
-            await asyncio.to_thread(self._block, claim.row_id, reason, None, ctx.zoom_account_id)
+            await self._db(self._block, claim.row_id, reason, None, ctx.zoom_account_id)
             return block_output()
         except Exception as exc:
             # Never a 500 for HubSpot to retry blindly: keep it and let the completer try again.
             log.exception("workflow action failed unexpectedly", extra={"callback_id": req.callback_id})
-            await asyncio.to_thread(
+            await self._db(
                 self._block, claim.row_id, f"internal error: {exc!r}"[:500], None, ctx.zoom_account_id
             )
             return block_output()
-        await asyncio.to_thread(self._finish, claim.row_id, req, ctx.zoom_account_id, executed)
+        await self._db(self._finish, claim.row_id, req, ctx.zoom_account_id, executed)
         return executed.outcome.output_fields()
 
-    def _claim(self, req: ActionRequest) -> _Claim:
+    async def _db(self, fn: Callable[..., _T], *args: Any) -> _T:
+        # Own threads: the shared default pool is busy with worker and dispatcher rounds, and a
+        # request waiting for a free thread there waited longer than for the database itself.
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _claim(self, req: ActionRequest) -> tuple[_Claim, PortalContext]:
         now = utcnow()
         row = {
             "callback_id": req.callback_id,
@@ -206,32 +214,34 @@ class ActionService:
             stmt = self._insert.values(**row).on_conflict_do_nothing(index_elements=["callback_id"])
             inserted = session.execute(stmt.returning(col(ActionExecution.id))).scalar_one_or_none()
             if inserted is not None:
-                return _Claim("new", row_id=int(inserted))
+                return _Claim("new", row_id=int(inserted)), self._context_in(session, req.portal_id)
             existing = session.execute(
                 select(ActionExecution)
                 .where(col(ActionExecution.callback_id) == req.callback_id)
                 .with_for_update()
             ).scalar_one()
             if existing.state == ActionState.DONE.value:
-                return _Claim("done", output=dict(existing.output_fields or {}))
+                return _Claim("done", output=dict(existing.output_fields or {})), _NO_CONTEXT
             # Still running (HubSpot retried a slow request) or blocked: HubSpot now waits for a callback.
             if existing.callback_state == CallbackState.NONE.value:
                 existing.callback_state = CallbackState.PENDING.value
-            return _Claim("busy")
+            return _Claim("busy"), _NO_CONTEXT
 
     def _context(self, portal_id: int) -> PortalContext:
         with unit_of_work(self.engine) as session:
-            connections = (
-                session.execute(select(Connection).where(col(Connection.portal_id) == portal_id))
-                .scalars()
-                .all()
-            )
-            primary = next((c for c in connections if c.is_primary and c.business_unit_id == 0), None)
-            settings = session.get(PortalSettings, portal_id)
-            return PortalContext(
-                zoom_account_id=primary.zoom_account_id if primary else None,
-                global_sync_enabled=settings.global_sync_enabled if settings else True,
-            )
+            return self._context_in(session, portal_id)
+
+    @staticmethod
+    def _context_in(session: Any, portal_id: int) -> PortalContext:
+        connections = (
+            session.execute(select(Connection).where(col(Connection.portal_id) == portal_id)).scalars().all()
+        )
+        primary = next((c for c in connections if c.is_primary and c.business_unit_id == 0), None)
+        settings = session.get(PortalSettings, portal_id)
+        return PortalContext(
+            zoom_account_id=primary.zoom_account_id if primary else None,
+            global_sync_enabled=settings.global_sync_enabled if settings else True,
+        )
 
     def _block(self, row_id: int, reason: str, retry_after_s: float | None, account_id: str | None) -> None:
         with unit_of_work(self.engine) as session:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from app.api.admin_settings import load_portal_settings, portal_account_ids
 from app.api.deps import AdminAuth, SessionDep
 from app.models import AuditEntry, ExcludedEmail, OutboxOp, OutboxState, Webinar
+from app.pull.schedule import latest_job, sync_job_out
 from app.sync.planner import (
     OpKind,
     exclusion_counts,
@@ -59,6 +60,8 @@ class WebinarOut(BaseModel):
     unsupported_reason: str | None
     counts: WebinarCounts
     last_sync_at: datetime | None
+    # The latest pull from Zoom (Sync now, reconciliation, backfill): state and counts.
+    last_sync_job: dict[str, Any] | None = None
 
 
 class WebinarPage(BaseModel):
@@ -88,7 +91,7 @@ class ExcludedEmailOut(BaseModel):
     role: str
 
 
-def _find_webinar(session: Session, portal_id: int, webinar_id: str) -> Webinar:
+def find_webinar(session: Session, portal_id: int, webinar_id: str) -> Webinar:
     accounts = portal_account_ids(session, portal_id)
     webinar = session.exec(
         select(Webinar).where(col(Webinar.zoom_account_id).in_(accounts), Webinar.webinar_id == webinar_id)
@@ -118,7 +121,9 @@ def _webinar_out(session: Session, portal_id: int, webinar: Webinar) -> WebinarO
             AuditEntry.webinar_id == webinar.webinar_id,
         )
     ).one()
+    job = latest_job(session, portal_id, webinar.zoom_account_id, webinar.webinar_id)
     return WebinarOut(
+        last_sync_job=sync_job_out(job) if job is not None else None,
         webinar_id=webinar.webinar_id,
         zoom_account_id=webinar.zoom_account_id,
         topic=webinar.topic,
@@ -199,12 +204,12 @@ def list_webinars(
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}", responses={404: {}})
 def get_webinar(portal_id: int, webinar_id: str, session: SessionDep) -> WebinarOut:
-    return _webinar_out(session, portal_id, _find_webinar(session, portal_id, webinar_id))
+    return _webinar_out(session, portal_id, find_webinar(session, portal_id, webinar_id))
 
 
 @router.patch("/portals/{portal_id}/webinars/{webinar_id}", responses={404: {}, 422: {}})
 def patch_webinar(portal_id: int, webinar_id: str, patch: WebinarPatch, session: SessionDep) -> WebinarOut:
-    webinar = _find_webinar(session, portal_id, webinar_id)
+    webinar = find_webinar(session, portal_id, webinar_id)
     webinar.sync_enabled = patch.sync_enabled
     session.add(webinar)
     # What was skipped while sync was off fills in now (and exclusions/audit follow the new switch).
@@ -221,7 +226,7 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     after_id: Annotated[int | None, Query(ge=0)] = None,
 ) -> list[AuditEntryOut]:
-    webinar = _find_webinar(session, portal_id, webinar_id)
+    webinar = find_webinar(session, portal_id, webinar_id)
     refresh_webinar_audit(session, webinar)  # the worker refreshes these lazily; never show stale counts
     session.flush()
     query = select(AuditEntry).where(
@@ -237,7 +242,7 @@ def audit_log(
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}/excluded-emails", responses={404: {}})
 def excluded_emails(portal_id: int, webinar_id: str, session: SessionDep) -> list[ExcludedEmailOut]:
-    webinar = _find_webinar(session, portal_id, webinar_id)
+    webinar = find_webinar(session, portal_id, webinar_id)
     rows = session.exec(
         select(ExcludedEmail)
         .where(

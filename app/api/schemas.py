@@ -90,4 +90,8 @@ class StatusOut(BaseModel):
     dead: int
     inbox: dict[str, int]
     outbox: dict[str, int]
+    # Workflow actions: blocked (waiting for Zoom), callbacks (results to send), callbacks_failed.
+    actions: dict[str, int] = {}
+    # Pulls from Zoom: due, running, scheduled (later, e.g. reconciliation), failed.
+    sync_jobs: dict[str, int] = {}
     details: dict[str, Any] = {}

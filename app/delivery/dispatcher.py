@@ -9,13 +9,11 @@ re-planned meanwhile it stays pending and goes again with the newer values.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
@@ -24,6 +22,17 @@ from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
 from app.delivery.facts import FactsResolver, contact_ids
+from app.delivery.ops import (
+    DONE,
+    ClaimedOp,
+    Result,
+    Verdict,
+    contacts_pending,
+    event_id,
+    excluded_emails,
+    hubspot_failure,
+)
+from app.delivery.recordings import RecordingDelivery, TranscriptFetcher
 from app.delivery.values import PersonWebinar, contact_properties, load_people
 from app.hubspot_setup import TEMPLATE_ATTENDANCE, TEMPLATE_REGISTRATION, encode_tokens
 from app.integrations.hubspot import (
@@ -35,7 +44,7 @@ from app.integrations.hubspot import (
     MarketingEvent,
     TimelineEvent,
 )
-from app.models import AuditStatus, Connection, HubSpotContact, OutboxOp, OutboxState, Webinar, ZoomUser
+from app.models import AuditStatus, Connection, OutboxOp, OutboxState, Webinar, ZoomUser
 from app.sync.local_model import WebinarKey, load_webinars
 from app.sync.planner import (
     AuditCode,
@@ -61,45 +70,10 @@ KIND_ORDER = (
     OpKind.ATTENDANCE_EVENT,
     OpKind.MARKETING_STATE,
     OpKind.MARKETING_COMPLETE,
+    OpKind.RECORDING_CALL,
 )
 REGISTRATION_TEMPLATE = TEMPLATE_REGISTRATION
 ATTENDANCE_TEMPLATE = TEMPLATE_ATTENDANCE
-
-
-class Verdict(StrEnum):
-    DONE = "done"  # sent (or nothing to send any more)
-    WAIT = "wait"  # depends on something not sent yet: try again soon, no attempt counted
-    RETRY = "retry"  # failed: try again with backoff (an attempt counted)
-
-
-@dataclass(frozen=True)
-class Result:
-    verdict: Verdict
-    error: str | None = None
-    retryable: bool = True
-    delay_s: float = 1.0
-    reason: str | None = None  # audit reason when it ends as failed
-
-
-DONE = Result(Verdict.DONE)
-
-
-@dataclass(frozen=True)
-class ClaimedOp:
-    id: int
-    portal_id: int
-    kind: str
-    target_key: str
-    zoom_account_id: str
-    webinar_id: str | None
-    email: str | None
-    version: int
-    attempts: int
-    created_at: datetime
-
-    @property
-    def webinar_key(self) -> WebinarKey | None:
-        return (self.zoom_account_id, self.webinar_id) if self.webinar_id else None
 
 
 @dataclass(frozen=True)
@@ -128,12 +102,6 @@ ClientFor = Callable[[int], HubSpotClient | None]
 SetupFor = Callable[[HubSpotClient, int], Awaitable[dict[str, str]]]
 
 
-def event_id(prefix: str, webinar_id: str, email: str) -> str:
-    """Deterministic timeline event id: a replay re-sends the same id, which HubSpot refuses."""
-    digest = hashlib.sha256(email.encode()).hexdigest()[:24]
-    return f"{prefix}-{webinar_id}-{digest}"
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -144,8 +112,10 @@ class Dispatcher:
         facts: FactsResolver,
         config: DispatchConfig | None = None,
         now: Callable[[], datetime] = utcnow,
+        transcripts: TranscriptFetcher | None = None,
     ) -> None:
         self.engine = engine
+        self.recordings = RecordingDelivery(engine, transcripts=transcripts)
         self.client_for = client_for
         self.setup_for = setup_for
         self.facts = facts
@@ -206,6 +176,7 @@ class Dispatcher:
             OpKind.ATTENDANCE_EVENT: lambda c, p, o: self._timeline(c, p, o, templates, ATTENDANCE_TEMPLATE),
             OpKind.MARKETING_STATE: self._marketing_states,
             OpKind.MARKETING_COMPLETE: self._completions,
+            OpKind.RECORDING_CALL: lambda c, p, o: self.recordings.run(c, p, o, templates),
         }
         for kind in KIND_ORDER:
             kind_ops = by_kind.pop(kind, [])
@@ -277,7 +248,7 @@ class Dispatcher:
                         )
                     )
                 else:
-                    self._record_failure(session, op, result, now, outcome)
+                    self._recordhubspot_failure(session, op, result, now, outcome)
             if done:
                 # One executemany for the whole round instead of one UPDATE per operation.
                 sent: Any = bindparam("sent_version")
@@ -301,7 +272,7 @@ class Dispatcher:
             for portal_id, key in sorted(delivered):
                 _audit_delivered(session, portal_id, key)
 
-    def _record_failure(
+    def _recordhubspot_failure(
         self, session: Session, op: ClaimedOp, result: Result, now: datetime, outcome: DispatchOutcome
     ) -> None:
         table = OutboxOp.__table__  # type: ignore[attr-defined]
@@ -320,7 +291,7 @@ class Dispatcher:
                     locked_until=None,
                 )
             )
-            _audit_failure(session, op, result)
+            _audithubspot_failure(session, op, result)
             return
         outcome.retried += 1
         delay = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** min(attempts - 1, 20))
@@ -385,10 +356,10 @@ class Dispatcher:
             accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
             return (
                 contact_ids(session, portal_id, emails),
-                _excluded_emails(session, portal_id, emails),
+                excluded_emails(session, portal_id, emails),
                 load_people(session, accounts, emails),
                 _marketing_events_done(session, portal_id, keys) if keys else set(),
-                _contacts_pending(session, portal_id, emails),
+                contacts_pending(session, portal_id, emails),
             )
 
     def _person_target(
@@ -438,7 +409,7 @@ class Dispatcher:
                 await client.upsert_marketing_event(_marketing_event(webinar, hosts.get(op.webinar_key)))
                 results[op.id] = DONE
             except HubSpotError as exc:
-                results[op.id] = _failure(exc, "marketing_event_failed")
+                results[op.id] = hubspot_failure(exc, "marketing_event_failed")
         return results
 
     async def _completions(
@@ -463,7 +434,7 @@ class Dispatcher:
                 )
                 results[op.id] = DONE
             except HubSpotError as exc:
-                results[op.id] = _failure(exc, "marketing_event_failed")
+                results[op.id] = hubspot_failure(exc, "marketing_event_failed")
         return results
 
     # ---- contacts ---------------------------------------------------------------------------------
@@ -475,7 +446,7 @@ class Dispatcher:
         try:
             facts = await self.facts.resolve(client, portal_id, emails)
         except HubSpotError as exc:
-            return {op.id: _failure(exc, "contact_update_failed") for op in ops}
+            return {op.id: hubspot_failure(exc, "contact_update_failed") for op in ops}
         now = self.now()
         rules, people, syncing = await asyncio.to_thread(self._load_contacts, portal_id, emails)
         replan: set[WebinarKey] = set()
@@ -509,7 +480,7 @@ class Dispatcher:
             try:
                 batch = await client.batch_upsert_contacts([upserts[e] for e in part])
             except HubSpotError as exc:
-                failed |= {e: _failure(exc, "contact_update_failed") for e in part}
+                failed |= {e: hubspot_failure(exc, "contact_update_failed") for e in part}
                 continue
             for contact in batch.results:
                 address = (contact.email or "").lower()
@@ -589,7 +560,7 @@ class Dispatcher:
             try:
                 batch = await client.create_timeline_events([events[i] for i in part])
             except HubSpotError as exc:
-                results |= {i: _failure(exc, "timeline_event_failed") for i in part}
+                results |= {i: hubspot_failure(exc, "timeline_event_failed") for i in part}
                 continue
             for i in part:
                 results[i] = DONE
@@ -646,7 +617,7 @@ class Dispatcher:
                     )
                 except HubSpotError as exc:
                     for op_id, _ in part:
-                        results[op_id] = _failure(exc, "marketing_event_failed")
+                        results[op_id] = hubspot_failure(exc, "marketing_event_failed")
                         failed_ops.add(op_id)
                     continue
                 failed_vids = {str(x) for error in batch.errors for x in error.context.get("vids", error.ids)}
@@ -664,13 +635,6 @@ class Dispatcher:
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------
-
-
-def _failure(exc: HubSpotError, reason: str) -> Result:
-    delay = getattr(exc, "retry_after_s", None) or 1.0
-    return Result(
-        Verdict.RETRY, error=str(exc)[:500], retryable=exc.retryable, delay_s=float(delay), reason=reason
-    )
 
 
 def _names(webinars: Sequence[PersonWebinar]) -> tuple[str | None, str | None]:
@@ -800,36 +764,6 @@ def _host_emails(session: Session, webinars: Sequence[Webinar]) -> dict[WebinarK
     return out
 
 
-def _excluded_emails(session: Session, portal_id: int, emails: Sequence[str]) -> set[str]:
-    """Emails HubSpot facts exclude everywhere (R2-R4): their webinar operations are moot."""
-    out: set[str] = set()
-    for part in chunks(list(emails), 400):
-        rows = session.execute(
-            select(HubSpotContact).where(
-                col(HubSpotContact.portal_id) == portal_id, col(HubSpotContact.email).in_(part)
-            )
-        ).scalars()
-        for row in rows:
-            if row.is_account_user or row.secondary_of is not None or row.archived:
-                out.add(row.email)
-    return out
-
-
-def _contacts_pending(session: Session, portal_id: int, emails: Sequence[str]) -> set[str]:
-    out: set[str] = set()
-    for part in chunks(list(emails), 400):
-        rows = session.execute(
-            select(col(OutboxOp.target_key)).where(
-                col(OutboxOp.portal_id) == portal_id,
-                col(OutboxOp.kind) == OpKind.CONTACT_REFRESH.value,
-                col(OutboxOp.target_key).in_(part),
-                col(OutboxOp.state) == OutboxState.PENDING.value,
-            )
-        ).scalars()
-        out |= set(rows)
-    return out
-
-
 def _marketing_events_done(session: Session, portal_id: int, keys: set[WebinarKey]) -> set[WebinarKey]:
     targets = {f"{a}:{w}": (a, w) for a, w in keys}
     done: set[WebinarKey] = set()
@@ -906,7 +840,7 @@ def _webinars_of_email(session: Session, portal_id: int, email: str) -> list[Web
     return sorted({pw.key for pw in people.get(email, [])})
 
 
-def _audit_failure(session: Session, op: ClaimedOp, result: Result) -> None:
+def _audithubspot_failure(session: Session, op: ClaimedOp, result: Result) -> None:
     """An operation that failed for good goes into the audit log of every webinar it concerns.
 
     A contact refresh belongs to no single webinar: it is logged on each webinar of that email.

@@ -46,6 +46,7 @@ class RegistrationFact:
     status: str
     join_url: str | None
     source: str = "webhook"  # webhook | action | sync_now: who told us
+    registered_at: datetime | None = None  # Zoom's create_time, when the event has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +249,7 @@ def _registration(
         last_name=_str(reg.get("last_name"), 200),
         status=status,
         join_url=_str(reg.get("join_url")),
+        registered_at=parse_time(reg.get("create_time")),
     )
 
 

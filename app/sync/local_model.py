@@ -179,8 +179,9 @@ def apply_registrations(session: Session, facts: Sequence[RegistrationFact], cha
             if value is not None and getattr(reg, name) is None:
                 setattr(reg, name, value)
                 changed = True
-        if fact.event_ts and (reg.registered_at is None or _ts(fact.event_ts) < reg.registered_at):
-            reg.registered_at = _ts(fact.event_ts)
+        when = _registered_at(fact)
+        if when is not None and (reg.registered_at is None or when < reg.registered_at):
+            reg.registered_at = when
         if changed:
             reg.updated_at = now
             changes.registrants.setdefault((fact.account_id, fact.webinar_id), set()).add(fact.registrant_id)
@@ -200,6 +201,14 @@ def _detail_values(fact: RegistrationFact) -> tuple[tuple[str, str | None], ...]
     )
 
 
+def _registered_at(fact: RegistrationFact) -> datetime | None:
+    """When the person registered: Zoom's own time when the event carries it (a REST pull does),
+    else the event's time."""
+    if fact.registered_at is not None:
+        return fact.registered_at
+    return _ts(fact.event_ts) if fact.event_ts else None
+
+
 def _new_registration_row(fact: RegistrationFact, now: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {
         "zoom_account_id": fact.account_id,
@@ -208,7 +217,7 @@ def _new_registration_row(fact: RegistrationFact, now: datetime) -> dict[str, An
         "status": fact.status,
         "status_event_ts": fact.event_ts,
         "source": fact.source,
-        "registered_at": _ts(fact.event_ts) if fact.event_ts else None,
+        "registered_at": _registered_at(fact),
         "updated_at": now,
     }
     row.update(dict(_detail_values(fact)))
@@ -222,8 +231,9 @@ def _merge_into_row(row: dict[str, Any], fact: RegistrationFact) -> None:
     for name, value in _detail_values(fact):
         if value is not None and row.get(name) is None:
             row[name] = value
-    if fact.event_ts and (row["registered_at"] is None or _ts(fact.event_ts) < row["registered_at"]):
-        row["registered_at"] = _ts(fact.event_ts)
+    when = _registered_at(fact)
+    if when is not None and (row["registered_at"] is None or when < row["registered_at"]):
+        row["registered_at"] = when
 
 
 def _newer_status(fact: RegistrationFact, status: str, status_event_ts: int) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.models import (
     OutboxOp,
     OutboxState,
     PortalSettings,
+    Recording,
     Registration,
     RegistrationStatus,
     Webinar,
@@ -38,9 +39,11 @@ from app.sync.rules import (
     HostFacts,
     HubSpotFacts,
     PortalRules,
+    RecordingSkipReason,
     WebinarFacts,
     WebinarSkipReason,
     email_decision,
+    recording_decision,
     webinar_decision,
 )
 from app.util import chunks
@@ -56,6 +59,7 @@ class OpKind(StrEnum):
     MARKETING_EVENT = "marketing_event"  # ME1: the event itself (create/update)
     MARKETING_STATE = "marketing_state"  # ME1: a contact's register/attend/cancel state
     MARKETING_COMPLETE = "marketing_complete"  # ME1: mark the event complete after it ended
+    RECORDING_CALL = "recording_call"  # RC1/E1: call record + associations + recordable events
 
 
 class AuditCode(StrEnum):
@@ -67,6 +71,11 @@ class AuditCode(StrEnum):
     SYNC_ERROR = "sync_error"
     RECORDING_NOT_SYNCED = "recording_not_synced"
     WEBINAR_DATA_NOT_SYNCED = "webinar_data_not_synced"
+    RECORDING_SYNCED = "recording_synced"
+
+
+RECORDING_AUDIT_KEY = "recording"
+TRANSCRIPT_AUDIT_KEY = "transcript"
 
 
 def no_hubspot_facts(session: Session, portal_id: int, emails: Iterable[str]) -> Mapping[str, HubSpotFacts]:
@@ -97,6 +106,7 @@ class PlanScope:
     attendee_keys: set[str] = field(default_factory=set)
     everyone: bool = False
     webinar_changed: bool = False
+    recordings: bool = False  # a recording or transcript arrived
 
 
 @dataclass
@@ -117,11 +127,12 @@ def portal_rules(settings: PortalSettings) -> PortalRules:
     )
 
 
-def host_facts(session: Session, webinar: Webinar) -> HostFacts:
-    user = session.get(ZoomUser, (webinar.zoom_account_id, webinar.host_id)) if webinar.host_id else None
+def host_facts(session: Session, webinar: Webinar, host_id: str | None = None) -> HostFacts:
+    host_id = host_id or webinar.host_id
+    user = session.get(ZoomUser, (webinar.zoom_account_id, host_id)) if host_id else None
     if user is None:
         return HostFacts(
-            zoom_user_id=webinar.host_id or "",
+            zoom_user_id=host_id or "",
             email=None,
             sync_new_webinars_by_default=True,
             sync_recordings=False,
@@ -253,11 +264,62 @@ def plan_webinar(
         # Completion makes HubSpot compute attendance durations: again only when attendance changed.
         if ended and (scope.webinar_changed or scope.everyone or scope.attendee_keys):
             ops.add((OpKind.MARKETING_COMPLETE, prefix, None))
+        if scope.recordings or scope.everyone or scope.attendee_keys or scope.webinar_changed:
+            _plan_recordings(session, conn, settings, webinar, ops)
         upsert_ops(session, conn.portal_id, webinar, ops)
         _record_exclusions(session, conn.portal_id, webinar, excluded, allowed_keys)
         result.ops += len(ops)
         result.excluded += len(excluded)
     return result
+
+
+def recording_host(session: Session, webinar: Webinar, recording: Recording) -> HostFacts:
+    """The host's facts; the recording event's `host_email` fills in an email never seen before."""
+    host = host_facts(session, webinar, webinar.host_id or recording.host_id)
+    if host.email is None and recording.host_email:
+        host = replace(host, email=recording.host_email)
+    return host
+
+
+def _plan_recordings(
+    session: Session,
+    conn: Connection,
+    settings: PortalSettings,
+    webinar: Webinar,
+    ops: set[tuple[str, str, str | None]],
+) -> None:
+    """One call-record operation per recording the settings allow (S2/S3/S5); the dispatcher checks
+    files, transcript and attendees when it sends, since those may still change."""
+    recordings = session.exec(
+        select(Recording).where(
+            Recording.zoom_account_id == webinar.zoom_account_id, Recording.webinar_id == webinar.webinar_id
+        )
+    ).all()
+    rules = portal_rules(settings)
+    for rec in recordings:
+        if recording_decision(rules, recording_host(session, webinar, rec), webinar_syncs=True) is not None:
+            audit_recording_settings_off(session, conn, webinar.webinar_id)
+            continue
+        ops.add(
+            (
+                OpKind.RECORDING_CALL,
+                f"{webinar.zoom_account_id}:{webinar.webinar_id}:{rec.instance_uuid}",
+                None,
+            )
+        )
+
+
+def audit_recording_settings_off(session: Session, conn: Connection, webinar_id: str) -> None:
+    upsert_audit(
+        session,
+        conn,
+        webinar_id,
+        key=RECORDING_AUDIT_KEY,
+        code=AuditCode.RECORDING_NOT_SYNCED,
+        status=AuditStatus.WARNING,
+        message="recording and transcript not synced: the recording settings do not include this webinar",
+        details={"reason": RecordingSkipReason.SETTINGS_OFF.value},
+    )
 
 
 def _op_exists(session: Session, portal_id: int, kind: OpKind, target: str) -> bool:
@@ -453,13 +515,17 @@ def upsert_audit(
     status: AuditStatus,
     message: str,
     details: dict[str, Any],
+    key: str | None = None,
 ) -> None:
+    """Keep one current entry per webinar and `key` (default: the code). Entries sharing a key
+    replace each other, so e.g. "recording" moves from `recording_not_synced` to synced."""
+    key = key or code
     entry = session.exec(
         select(AuditEntry).where(
             AuditEntry.portal_id == conn.portal_id,
             AuditEntry.zoom_account_id == conn.zoom_account_id,
             AuditEntry.webinar_id == webinar_id,
-            AuditEntry.aggregate_key == code,
+            AuditEntry.aggregate_key == key,
         )
     ).first()
     if entry is None:
@@ -472,10 +538,16 @@ def upsert_audit(
                 code=code,
                 message=message,
                 details=details,
-                aggregate_key=code,
+                aggregate_key=key,
             )
         )
-    elif entry.details != details or entry.message != message or entry.status != status.value:
+    elif (
+        entry.details != details
+        or entry.message != message
+        or entry.status != status.value
+        or entry.code != code
+    ):
+        entry.code = code
         entry.details = details
         entry.message = message
         entry.status = status.value
@@ -614,6 +686,13 @@ _SKIP_MESSAGES = {
 
 def _audit_skipped(session: Session, conn: Connection, webinar: Webinar, skip: WebinarSkipReason) -> None:
     people = webinar_people_counts(session, webinar)
+    has_recording = session.exec(
+        select(Recording.instance_uuid).where(
+            Recording.zoom_account_id == webinar.zoom_account_id, Recording.webinar_id == webinar.webinar_id
+        )
+    ).first()
+    if has_recording is not None:
+        audit_recording_settings_off(session, conn, webinar.webinar_id)
     if skip is WebinarSkipReason.UNSUPPORTED_WEBINAR:
         upsert_audit(
             session,

@@ -24,11 +24,11 @@ An email matches a domain when its domain *is* that domain or a subdomain of it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "RECORDING_SYNC_ALL",
@@ -49,6 +49,7 @@ __all__ = [
     "normalize_domain",
     "normalize_email",
     "recording_decision",
+    "recording_status",
     "webinar_decision",
 ]
 
@@ -88,6 +89,9 @@ class RecordingSkipReason(StrEnum):
     """Why a webinar's recording / transcript is not synced (audit ``recording_not_synced``)."""
 
     SETTINGS_OFF = "settings_off"
+    NO_PARTICIPANTS = "no_participants"
+    NO_RECORDING = "no_recording"
+    PROCESSING = "processing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,6 +470,35 @@ def recording_decision(
         return RecordingSkipReason.SETTINGS_OFF
     if host.email is not None and domain_matches(host.email, portal.recording_exclusion_domains):
         return RecordingSkipReason.SETTINGS_OFF
+    return None
+
+
+RECORDING_MEDIA_TYPES = frozenset({"MP4", "M4A", "TRANSCRIPT"})
+
+
+def recording_status(
+    decision: RecordingSkipReason | None, files: Sequence[Mapping[str, Any]], synced_attendees: int
+) -> RecordingSkipReason | None:
+    """Whether one recording becomes a call record now, given the settings decision (A1 b).
+
+    * the settings decision (:func:`recording_decision`) comes first;
+    * ``NO_RECORDING``: no video, audio or transcript file (never recorded, or deleted at Zoom);
+    * ``PROCESSING``: a file Zoom is still processing: wait for the transcript event or Sync now;
+    * ``NO_PARTICIPANTS``: nobody who attended can be synced, so there is no contact to attach it to.
+    """
+    if decision is not None:
+        return decision
+    media = [
+        f
+        for f in files
+        if str(f.get("file_type") or "").upper() in RECORDING_MEDIA_TYPES and not f.get("deleted_time")
+    ]
+    if not media:
+        return RecordingSkipReason.NO_RECORDING
+    if any(str(f.get("status") or "completed").lower() != "completed" for f in media):
+        return RecordingSkipReason.PROCESSING
+    if synced_attendees <= 0:
+        return RecordingSkipReason.NO_PARTICIPANTS
     return None
 
 

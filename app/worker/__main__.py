@@ -69,7 +69,7 @@ async def _serve(engine: Engine, settings: Settings) -> None:
         zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
         hubspot_for=hubspot.client_for,
     )
-    background = Background(engine, settings, hubspot, actions)
+    background = Background(engine, settings, hubspot, actions, zoom)
     background.start(stop)
     log.info("worker started")
     await stop.wait()

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 from app.db import unit_of_work, utcnow
 from app.metrics import INBOX_PROCESSED
 from app.models import AuditStatus, InboxEvent, InboxState
+from app.pull.schedule import schedule_details, schedule_reconcile
 from app.sync.events import BadEventError, ParsedEvent, parse_event
 from app.sync.local_model import (
     Changes,
@@ -67,6 +68,10 @@ class ProcessorConfig:
     batch_size: int = 200
     max_attempts: int = 8
     retry_base_s: float = 2.0
+    # Zoom's REST API can be called: new webinars are read once (registration URL), and each ended
+    # webinar is pulled again `reconcile_delay_s` after its end (0: no reconciliation).
+    zoom_api: bool = False
+    reconcile_delay_s: float = 600.0
 
 
 class InboxProcessor:
@@ -195,10 +200,20 @@ class InboxProcessor:
             scopes[key].registrant_ids |= ids
         for key, persons in changes.attendees.items():
             scopes[key].attendee_keys |= persons
+        for key in changes.recordings:
+            scopes[key].recordings = True
+        if self.config.zoom_api:
+            for key in changes.webinars_created:
+                schedule_details(session, *key)
         for key in changes.webinar_meta_changed | changes.webinars_created:
             scopes[key].webinar_changed = True
         for key in changes.webinars_ended:
             scopes[key].everyone = True  # attendance is final: plan E2 and P1/P4 for everyone
+            if self.config.zoom_api and self.config.reconcile_delay_s > 0:
+                ended = webinars.get(key)
+                end_at = ended.actual_end_at if ended is not None and ended.actual_end_at else utcnow()
+                # Zoom's reports lag behind: attendance webhooks lost are filled in by one pull later.
+                schedule_reconcile(session, *key, end_at + timedelta(seconds=self.config.reconcile_delay_s))
         for key, scope in replans.items():
             scopes[key].everyone = True
             scopes[key].webinar_changed = scopes[key].webinar_changed or scope.webinar_changed

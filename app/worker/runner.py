@@ -17,7 +17,9 @@ from app.config import Settings
 from app.delivery.dispatcher import DispatchConfig, Dispatcher
 from app.delivery.facts import FactsResolver, db_hubspot_facts
 from app.delivery.gateway import HubSpotGateway
+from app.pull.jobs import JobRunner
 from app.worker.inbox_processor import BatchOutcome, InboxProcessor, ProcessorConfig
+from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,16 @@ def build_processor(engine: Engine, settings: Settings, *, in_process: bool = Fa
             batch_size=batch_size,
             max_attempts=settings.worker_max_attempts,
             retry_base_s=settings.worker_retry_base_s,
+            zoom_api=settings.has_zoom_api,
+            reconcile_delay_s=settings.reconcile_delay_s,
         ),
         hubspot_facts=db_hubspot_facts,
     )
 
 
-def build_dispatcher(engine: Engine, settings: Settings, gateway: HubSpotGateway) -> Dispatcher:
+def build_dispatcher(
+    engine: Engine, settings: Settings, gateway: HubSpotGateway, zoom: ZoomGateway | None = None
+) -> Dispatcher:
     return Dispatcher(
         engine,
         client_for=gateway.client_for,
@@ -51,6 +57,7 @@ def build_dispatcher(engine: Engine, settings: Settings, gateway: HubSpotGateway
         config=DispatchConfig(
             retry_base_s=settings.dispatch_retry_base_s, max_attempts=settings.dispatch_max_attempts
         ),
+        transcripts=zoom.download_transcript if zoom is not None else None,
     )
 
 
@@ -149,6 +156,24 @@ async def run_actions_async(
             await asyncio.wait_for(wake.wait(), timeout=max(poll_interval_s, 0.5))
 
 
+async def run_jobs_async(
+    runner: JobRunner, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
+) -> None:
+    """Sync now, reconciliation and backfill pulls from Zoom, one job at a time per worker."""
+    while not stop.is_set():
+        try:
+            outcome = await runner.run_once()
+        except Exception:  # the loop must survive anything
+            log.exception("sync job round failed")
+            await asyncio.sleep(poll_interval_s * 10)
+            continue
+        if outcome.ran:
+            continue
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=max(poll_interval_s, 0.5))
+
+
 @dataclass
 class Background:
     """Everything a worker runs: inbox processing, HubSpot delivery, workflow-action completion.
@@ -160,10 +185,12 @@ class Background:
     settings: Settings
     hubspot: HubSpotGateway
     actions: ActionService
+    zoom: ZoomGateway | None = None
     in_process: bool = False
     wake_worker: asyncio.Event = field(default_factory=asyncio.Event)
     wake_dispatcher: asyncio.Event = field(default_factory=asyncio.Event)
     wake_actions: asyncio.Event = field(default_factory=asyncio.Event)
+    wake_jobs: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self, stop: asyncio.Event) -> None:
@@ -182,7 +209,10 @@ class Background:
             ),
             asyncio.create_task(
                 run_dispatcher_async(
-                    build_dispatcher(self.engine, cfg, self.hubspot), stop, self.wake_dispatcher, poll
+                    build_dispatcher(self.engine, cfg, self.hubspot, self.zoom),
+                    stop,
+                    self.wake_dispatcher,
+                    poll,
                 ),
                 name="outbox-dispatcher",
             ),
@@ -190,9 +220,16 @@ class Background:
                 run_actions_async(self.actions, stop, self.wake_actions, poll), name="action-completer"
             ),
         ]
+        if self.zoom is not None:
+            zoom = self.zoom
+            runner = JobRunner(self.engine, lambda account: zoom.client_for(account))
+            self._tasks.append(
+                asyncio.create_task(run_jobs_async(runner, stop, self.wake_jobs, poll), name="sync-jobs")
+            )
 
     async def wait(self) -> None:
         self.wake_worker.set()
         self.wake_dispatcher.set()
         self.wake_actions.set()
+        self.wake_jobs.set()
         await asyncio.gather(*self._tasks)

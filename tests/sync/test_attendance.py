@@ -288,8 +288,9 @@ def test_property_union_not_more_than_sum_of_clipped_lengths(
     clipped = [(min(i.end, window_end) - max(i.start, window_start)).total_seconds() for i in intervals]
     positive = [c for c in clipped if c > 0]
     total = union_seconds(intervals, window_start, window_end)
-    assert total <= sum(positive)
-    assert total >= max(positive, default=0.0)
+    # Float sums of microsecond lengths round differently in the last bit: compare within 1 us.
+    assert total <= sum(positive) + 1e-6
+    assert total >= max(positive, default=0.0) - 1e-6
 
 
 @given(

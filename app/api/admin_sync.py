@@ -1,0 +1,72 @@
+"""Admin API: Sync now (A2) and the jobs that pull from Zoom (Sync now, reconciliation, backfill)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.api.admin_settings import portal_account_ids
+from app.api.admin_webinars import find_webinar
+from app.api.deps import AdminAuth, SessionDep, StateDep
+from app.models import SyncJob
+from app.pull.schedule import request_sync_now, sync_job_out
+
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
+
+
+class SyncJobOut(BaseModel):
+    job_id: str
+    kind: str
+    state: str  # queued | running | done | failed
+    webinar_id: str | None
+    counts: dict[str, Any]
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_after: datetime
+
+
+class SyncStarted(SyncJobOut):
+    created: bool  # false: a Sync now of this webinar was already queued or running; this is it
+
+
+@router.post(
+    "/portals/{portal_id}/webinars/{webinar_id}/sync",
+    status_code=202,
+    response_model=SyncStarted,
+    responses={404: {"description": "unknown portal or webinar"}, 409: {"description": "no Zoom API access"}},
+    summary="Sync now: pull the webinar from Zoom and fill in what is missing",
+)
+def sync_now(portal_id: int, webinar_id: str, session: SessionDep, state: StateDep) -> Any:
+    webinar = find_webinar(session, portal_id, webinar_id)
+    if not state.settings.has_zoom_api or state.settings.zoom_account_id != webinar.zoom_account_id:
+        raise HTTPException(
+            409,
+            detail=(
+                "Sync now needs Zoom API access: set ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"
+            ),
+        )
+    job, created = request_sync_now(session, portal_id, webinar.zoom_account_id, webinar.webinar_id)
+    session.commit()
+    wake = state.extras.get("wake_jobs")
+    if wake is not None:
+        wake()
+    return JSONResponse(
+        status_code=202,
+        content=SyncStarted(**sync_job_out(job), created=created).model_dump(mode="json"),
+    )
+
+
+@router.get("/portals/{portal_id}/sync-jobs/{job_id}", response_model=SyncJobOut, responses={404: {}})
+def get_sync_job(portal_id: int, job_id: str, session: SessionDep) -> Any:
+    portal_account_ids(session, portal_id)
+    job = session.get(SyncJob, job_id)
+    if job is None or job.portal_id != portal_id:
+        raise HTTPException(404, detail=f"unknown sync job {job_id} for portal {portal_id}")
+    return sync_job_out(job)

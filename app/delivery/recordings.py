@@ -1,0 +1,405 @@
+"""Recordings and transcripts to HubSpot (RC1, E1): one call record per recording and portal.
+
+For each planned `recording_call` operation:
+1. the settings decide again (they may have changed since planning), then the files: a recording
+   still processing waits (the transcript event or Sync now plans it again), none at all or no
+   synced attendee is audited as `recording_not_synced` with its reason;
+2. the transcript (the VTT file) is downloaded once with the event's download token (else an
+   OAuth token) and kept as readable text; a 404 is audited as `sync_error`/`transcript_not_found`
+   and fetched again when the recording is planned again (transcript event, Sync now);
+3. the call record is created once, its id stored at once (so a retry updates, never duplicates),
+   and updated only when its properties changed (a later transcript, a new share link);
+4. every synced attendee's contact not yet reached is associated with the call (batches of 100)
+   and gets a "Zoom: recordable event" with a deterministic id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from app.db import unit_of_work
+from app.delivery.facts import contact_ids
+from app.delivery.ops import (
+    DONE,
+    ClaimedOp,
+    Result,
+    Verdict,
+    contacts_pending,
+    event_id,
+    excluded_emails,
+    hubspot_failure,
+)
+from app.hubspot_setup import TEMPLATE_RECORDABLE_EVENT, encode_tokens
+from app.integrations.hubspot import HubSpotClient, HubSpotError, TimelineEvent
+from app.integrations.zoom.errors import ZoomError, ZoomRecordingNotFound
+from app.models import AuditStatus, Connection, ExcludedEmail, Recording, RecordingCall, Webinar
+from app.sync.events import parse_time
+from app.sync.planner import (
+    RECORDING_AUDIT_KEY,
+    TRANSCRIPT_AUDIT_KEY,
+    AuditCode,
+    PlanScope,
+    audit_recording_settings_off,
+    gather_people,
+    load_settings,
+    portal_rules,
+    recording_host,
+    upsert_audit,
+    webinar_skip_reason,
+)
+from app.sync.rules import RecordingSkipReason, recording_decision, recording_status
+from app.sync.transcript import call_body, transcript_text
+from app.util import chunks
+
+log = logging.getLogger(__name__)
+
+# (account id, download URL, the event's download token) -> the file's bytes
+TranscriptFetcher = Callable[[str, str, str | None], Awaitable[bytes]]
+
+BATCH = 100
+_SKIP_MESSAGES = {
+    RecordingSkipReason.NO_RECORDING: "no recording files at Zoom (not recorded, or deleted)",
+    RecordingSkipReason.PROCESSING: "Zoom is still processing the recording; it syncs when it is ready",
+    RecordingSkipReason.NO_PARTICIPANTS: "no attendee of this webinar could be synced to HubSpot",
+}
+
+
+@dataclass
+class _Job:
+    op: ClaimedOp
+    conn: Connection
+    webinar: Webinar
+    recording: Recording
+    call: RecordingCall | None
+    skip: RecordingSkipReason | None
+    contacts: dict[str, str]  # email -> contact id, for synced attendees
+    waiting_for_contacts: bool
+
+
+def _split_target(target: str) -> tuple[str, str, str] | None:
+    parts = target.split(":", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def transcript_file(files: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    for f in files:
+        if str(f.get("file_type") or "").upper() == "TRANSCRIPT" and f.get("download_url"):
+            return f
+    return None
+
+
+def recording_url(recording: Recording) -> str | None:
+    """The HTTPS link people can open: the share link, else a file's play link."""
+    candidates = [recording.share_url] + [f.get("play_url") for f in recording.files or []]
+    return next((str(u) for u in candidates if isinstance(u, str) and u.startswith("https://")), None)
+
+
+def _duration_ms(recording: Recording, webinar: Webinar) -> int | None:
+    starts = [f.get("recording_start") for f in recording.files or []]
+    ends = [f.get("recording_end") for f in recording.files or []]
+    start_times = [t for t in (parse_time(s) for s in starts) if t is not None]
+    end_times = [t for t in (parse_time(e) for e in ends) if t is not None]
+    if start_times and end_times:
+        return int((max(end_times) - min(start_times)) / timedelta(milliseconds=1))
+    if webinar.actual_start_at and webinar.actual_end_at:
+        return int((webinar.actual_end_at - webinar.actual_start_at) / timedelta(milliseconds=1))
+    if recording.duration_minutes:
+        return recording.duration_minutes * 60_000
+    return None
+
+
+def call_properties(recording: Recording, webinar: Webinar) -> dict[str, str | int | None]:
+    start: datetime | None = recording.start_time or webinar.actual_start_at or webinar.scheduled_start_at
+    return {
+        "hs_timestamp": start.isoformat().replace("+00:00", "Z") if start else None,
+        "hs_call_title": recording.topic or webinar.topic or f"Zoom webinar {webinar.webinar_id}",
+        "hs_call_body": call_body(recording.transcript_text, recording_url(recording)),
+        "hs_call_recording_url": recording_url(recording),
+        "hs_call_duration": _duration_ms(recording, webinar),
+        "hs_call_status": "COMPLETED",
+    }
+
+
+def _hash(properties: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(properties, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RecordingDelivery:
+    def __init__(self, engine: Any, *, transcripts: TranscriptFetcher | None, wait_s: float = 1.0) -> None:
+        self.engine = engine
+        self.transcripts = transcripts
+        self.wait_s = wait_s
+
+    async def run(
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+    ) -> dict[int, Result]:
+        results: dict[int, Result] = {}
+        for op in ops:
+            try:
+                results[op.id] = await self._one(client, portal_id, op, templates)
+            except HubSpotError as exc:
+                results[op.id] = hubspot_failure(exc, "webinar_data_not_synced")
+        return results
+
+    async def _one(
+        self, client: HubSpotClient, portal_id: int, op: ClaimedOp, templates: dict[str, str]
+    ) -> Result:
+        job = await asyncio.to_thread(self._load, portal_id, op)
+        if job is None:
+            return DONE
+        if job.skip is not None:
+            await asyncio.to_thread(self._audit_skip, job)
+            return DONE
+        if job.waiting_for_contacts:
+            return Result(Verdict.WAIT, delay_s=self.wait_s)
+        problem = await self._ensure_transcript(job)
+        if problem is not None:
+            return problem
+        properties = call_properties(job.recording, job.webinar)
+        digest = _hash(properties)
+        call = job.call
+        pending = sorted(set(job.contacts.values()) - set(call.contact_ids if call else []), key=int)
+        if call is None or call.call_id is None:
+            first, rest = pending[:BATCH], pending[BATCH:]
+            created = await client.create_call(properties, first)
+            # Stored at once: a crash after this point updates this call instead of making another.
+            call = await asyncio.to_thread(self._store_call, job, created.id, digest, first)
+            pending = rest
+        elif call.properties_hash != digest:
+            await client.update_call(call.call_id, properties)
+            await asyncio.to_thread(self._store_call, job, call.call_id, digest, [])
+        assert call.call_id is not None
+        for part in chunks(pending, BATCH):
+            await client.associate_calls_to_contacts([(call.call_id, contact_id) for contact_id in part])
+            await asyncio.to_thread(self._store_call, job, call.call_id, digest, list(part))
+        timeline_error = await self._recordable_events(client, job, templates)
+        await asyncio.to_thread(self._audit_synced, job, call.call_id, timeline_error)
+        if timeline_error is not None:
+            return Result(
+                Verdict.RETRY, error=timeline_error, retryable=False, reason="timeline_event_failed"
+            )
+        return DONE
+
+    # ---- loading ----------------------------------------------------------------------------------
+
+    def _load(self, portal_id: int, op: ClaimedOp) -> _Job | None:
+        parsed = _split_target(op.target_key)
+        if parsed is None:
+            return None
+        account_id, webinar_id, uuid = parsed
+        with Session(self.engine, expire_on_commit=False) as session:
+            recording = session.get(Recording, (account_id, webinar_id, uuid))
+            webinar = session.get(Webinar, (account_id, webinar_id))
+            conn = session.exec(
+                select(Connection).where(
+                    Connection.portal_id == portal_id, Connection.zoom_account_id == account_id
+                )
+            ).first()
+            if recording is None or webinar is None or conn is None:
+                return None
+            settings = load_settings(session, portal_id)
+            syncs = webinar_skip_reason(session, settings, webinar) is None
+            decision = recording_decision(
+                portal_rules(settings), recording_host(session, webinar, recording), syncs
+            )
+            contacts, waiting = self._attendee_contacts(session, portal_id, webinar)
+            skip = recording_status(decision, recording.files or [], len(contacts) + (1 if waiting else 0))
+            call = session.get(RecordingCall, (portal_id, account_id, webinar_id, uuid))
+            # Wait while some attendee's contact is still being written: all of them go on the call at once.
+            return _Job(op, conn, webinar, recording, call, skip, contacts, waiting)
+
+    def _attendee_contacts(
+        self, session: Session, portal_id: int, webinar: Webinar
+    ) -> tuple[dict[str, str], bool]:
+        """Contact ids of the attendees synced to this portal; whether some are still being written."""
+        attendees = [
+            p for p in gather_people(session, webinar, PlanScope(everyone=True)) if p.attended and p.email
+        ]
+        excluded_keys = set(
+            session.exec(
+                select(ExcludedEmail.person_key).where(
+                    ExcludedEmail.portal_id == portal_id,
+                    ExcludedEmail.zoom_account_id == webinar.zoom_account_id,
+                    ExcludedEmail.webinar_id == webinar.webinar_id,
+                )
+            ).all()
+        )
+        emails = sorted({p.email for p in attendees if p.email and p.key not in excluded_keys})
+        blocked = excluded_emails(session, portal_id, emails)
+        emails = [e for e in emails if e not in blocked]
+        ids = contact_ids(session, portal_id, emails)
+        missing = [e for e in emails if e not in ids]
+        waiting = bool(contacts_pending(session, portal_id, missing)) if missing else False
+        return ids, waiting
+
+    # ---- transcript -------------------------------------------------------------------------------
+
+    async def _ensure_transcript(self, job: _Job) -> Result | None:
+        rec = job.recording
+        file = transcript_file(rec.files or [])
+        if file is None:
+            return None
+        file_id = str(file.get("id") or file.get("download_url"))
+        if rec.transcript_state == "fetched" and rec.transcript_file_id == file_id:
+            return None
+        if self.transcripts is None:
+            await asyncio.to_thread(self._transcript_missing, job, file_id, "no Zoom access to download it")
+            return None
+        try:
+            content = await self.transcripts(
+                rec.zoom_account_id, str(file["download_url"]), rec.download_token
+            )
+        except ZoomRecordingNotFound:
+            await asyncio.to_thread(self._transcript_missing, job, file_id, "Zoom answered 404 (not found)")
+            return None
+        except ZoomError as exc:
+            if exc.retryable:
+                return Result(Verdict.RETRY, error=f"transcript download: {exc}"[:500], retryable=True)
+            await asyncio.to_thread(self._transcript_missing, job, file_id, str(exc)[:300])
+            return None
+        text = transcript_text(content.decode("utf-8", errors="replace"))
+        await asyncio.to_thread(self._transcript_fetched, job, file_id, text)
+        return None
+
+    def _transcript_fetched(self, job: _Job, file_id: str, text: str) -> None:
+        with unit_of_work(self.engine) as session:
+            rec = session.get(
+                Recording,
+                (job.recording.zoom_account_id, job.recording.webinar_id, job.recording.instance_uuid),
+            )
+            if rec is not None:
+                rec.transcript_text, rec.transcript_state, rec.transcript_file_id = text, "fetched", file_id
+            upsert_audit(
+                session,
+                job.conn,
+                job.webinar.webinar_id,
+                key=TRANSCRIPT_AUDIT_KEY,
+                code="transcript_synced",
+                status=AuditStatus.SUCCESS,
+                message=f"transcript fetched from Zoom ({len(text)} characters)",
+                details={"characters": len(text)},
+            )
+        job.recording.transcript_text, job.recording.transcript_state = text, "fetched"
+        job.recording.transcript_file_id = file_id
+
+    def _transcript_missing(self, job: _Job, file_id: str, why: str) -> None:
+        with unit_of_work(self.engine) as session:
+            rec = session.get(
+                Recording,
+                (job.recording.zoom_account_id, job.recording.webinar_id, job.recording.instance_uuid),
+            )
+            if rec is not None:
+                rec.transcript_state, rec.transcript_file_id = "not_found", file_id
+            upsert_audit(
+                session,
+                job.conn,
+                job.webinar.webinar_id,
+                key=TRANSCRIPT_AUDIT_KEY,
+                code=AuditCode.SYNC_ERROR,
+                status=AuditStatus.ERROR,
+                message=(
+                    f"transcript not found: {why}; the call record is made without it. Sync now tries again"
+                ),
+                details={"reason": "transcript_not_found", "file_id": file_id},
+            )
+
+    # ---- HubSpot side -----------------------------------------------------------------------------
+
+    def _store_call(self, job: _Job, call_id: str, digest: str, added: list[str]) -> RecordingCall:
+        rec = job.recording
+        key = (job.op.portal_id, rec.zoom_account_id, rec.webinar_id, rec.instance_uuid)
+        with unit_of_work(self.engine) as session:
+            row = session.get(RecordingCall, key)
+            if row is None:
+                row = RecordingCall(
+                    portal_id=key[0], zoom_account_id=key[1], webinar_id=key[2], instance_uuid=key[3]
+                )
+                session.add(row)
+            row.call_id = call_id
+            row.properties_hash = digest
+            row.contact_ids = sorted(set(row.contact_ids or []) | set(added), key=int)
+            session.flush()
+            job.call = RecordingCall(**row.model_dump())
+            return job.call
+
+    async def _recordable_events(
+        self, client: HubSpotClient, job: _Job, templates: dict[str, str]
+    ) -> str | None:
+        template_id = templates.get(TEMPLATE_RECORDABLE_EVENT)
+        if template_id is None:
+            return "timeline event templates are not set up (HUBSPOT_APP_ID missing?)"
+        rec, webinar = job.recording, job.webinar
+        start = rec.start_time or webinar.actual_start_at or webinar.scheduled_start_at
+        tokens = encode_tokens(
+            TEMPLATE_RECORDABLE_EVENT,
+            {"topic": rec.topic or webinar.topic, "start_time": start, "recording_url": recording_url(rec)},
+        )
+        instance = hashlib.sha256(rec.instance_uuid.encode()).hexdigest()[:12]
+        events = [
+            TimelineEvent(
+                event_template_id=template_id,
+                id=event_id("zoom-rec", f"{webinar.webinar_id}-{instance}", email),
+                object_id=contact_id,
+                tokens=tokens,
+                timestamp=start,
+            )
+            for email, contact_id in sorted(job.contacts.items())
+        ]
+        for part in chunks(events, BATCH):
+            batch = await client.create_timeline_events(list(part))
+            for problem in batch.errors:
+                if problem.category == "CONFLICT" or "already exists" in problem.message:
+                    continue  # deterministic ids: an existing event is a success
+                return f"{problem.category}: {problem.message}"[:500]
+        return None
+
+    # ---- audit ------------------------------------------------------------------------------------
+
+    def _audit_skip(self, job: _Job) -> None:
+        assert job.skip is not None
+        with unit_of_work(self.engine) as session:
+            if job.skip is RecordingSkipReason.SETTINGS_OFF:
+                audit_recording_settings_off(session, job.conn, job.webinar.webinar_id)
+                return
+            upsert_audit(
+                session,
+                job.conn,
+                job.webinar.webinar_id,
+                key=RECORDING_AUDIT_KEY,
+                code=AuditCode.RECORDING_NOT_SYNCED,
+                status=AuditStatus.WARNING,
+                message=f"recording not synced: {_SKIP_MESSAGES[job.skip]}",
+                details={"reason": job.skip.value},
+            )
+
+    def _audit_synced(self, job: _Job, call_id: str, timeline_error: str | None) -> None:
+        rec = job.recording
+        with unit_of_work(self.engine) as session:
+            upsert_audit(
+                session,
+                job.conn,
+                job.webinar.webinar_id,
+                key=RECORDING_AUDIT_KEY,
+                code=AuditCode.RECORDING_SYNCED,
+                status=AuditStatus.SUCCESS,
+                message=(
+                    f"recording synced: call record {call_id} "
+                    f"{'with' if rec.transcript_state == 'fetched' else 'without'} transcript, "
+                    f"on {len(job.contacts)} attendee contacts"
+                    + ("" if timeline_error is None else f"; recordable events failed: {timeline_error}")
+                ),
+                details={
+                    "call_id": call_id,
+                    "contacts": len(job.contacts),
+                    "transcript": rec.transcript_state == "fetched",
+                },
+            )

@@ -1,0 +1,1 @@
+"""Pulling a webinar's data from Zoom's REST API: Sync now, reconciliation and backfill."""

@@ -1,0 +1,153 @@
+"""Sync now, the automatic reconciliation and replay: pulls from Zoom converge on the same HubSpot state."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app.sandbox.zoom_state import ZoomSandbox
+from tests.conftest import ADMIN, PORTAL_ID, Database
+from tests.delivery.test_delivery_e2e import hubspot_view
+from tests.e2e_harness import Harness, harness
+
+pytestmark = pytest.mark.anyio
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+MIN = timedelta(minutes=1)
+Emit = Callable[[], bool]
+
+
+async def play(zoom: ZoomSandbox, emit: Emit) -> str:
+    """A webinar with registrations, a cancellation, rejoins, a guest and the end; `emit` decides,
+    action by action, whether Zoom's webhook reaches the service (False: lost)."""
+    created = await zoom.create_webinar(topic="Pull webinar", start_time=T0, duration=60, emit=True)
+    wid = str(created.result["id"])
+    ids = {}
+    for email, first in (("ann@example.com", "Ann"), ("bob@example.com", "Bob"), ("cara@example.com", "Cara"),
+                         ("dan@example.com", "Dan")):  # fmt: skip
+        reg = await zoom.register(wid, email, first, "Puller", at=T0 - 2 * MIN * 60, emit=emit())
+        ids[email] = reg.result["id"]
+    await zoom.cancel(wid, ids["bob@example.com"], at=T0 - 60 * MIN, emit=emit())
+    await zoom.start(wid, at=T0, emit=True)
+    ann = await zoom.join(wid, registrant_id=ids["ann@example.com"], at=T0 + MIN, emit=emit())
+    await zoom.leave(wid, user_id=ann.result["user_id"], at=T0 + 31 * MIN, emit=emit())
+    cara = await zoom.join(wid, registrant_id=ids["cara@example.com"], at=T0 + 10 * MIN, emit=emit())
+    await zoom.leave(wid, user_id=cara.result["user_id"], at=T0 + 20 * MIN, emit=emit())
+    cara2 = await zoom.join(wid, registrant_id=ids["cara@example.com"], at=T0 + 30 * MIN, emit=emit())
+    await zoom.leave(wid, user_id=cara2.result["user_id"], at=T0 + 50 * MIN, emit=emit())
+    dan = await zoom.join(wid, registrant_id=ids["dan@example.com"], at=T0 + 5 * MIN, emit=emit())
+    await zoom.leave(wid, user_id=dan.result["user_id"], at=T0 + 6 * MIN, emit=emit())
+    await zoom.end(wid, at=T0 + 60 * MIN, emit=True)
+    return wid
+
+
+def always() -> bool:
+    return True
+
+
+def every_other() -> Emit:
+    flip = itertools.cycle([True, False])
+    return lambda: next(flip)
+
+
+async def sync_now(h: Harness, wid: str) -> dict[str, Any]:
+    r = await h.client.post(f"/api/v1/portals/{PORTAL_ID}/webinars/{wid}/sync", headers=ADMIN)
+    assert r.status_code == 202, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def job(h: Harness, job_id: str) -> dict[str, Any]:
+    r = await h.client.get(f"/api/v1/portals/{PORTAL_ID}/sync-jobs/{job_id}", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def run(database: Database, emit: Emit, *, pull: bool, **overrides: Any) -> dict[str, Any]:
+    async with harness(database, reconcile_delay_s=0, **overrides) as h:
+        await h.settings_patch(webinar_sync_enabled=True)
+        wid = await play(h.zoom, emit)
+        await h.wait_done()
+        if pull:
+            started = await sync_now(h, wid)
+            await h.wait_done()
+            finished = await job(h, started["job_id"])
+            assert finished["state"] == "done", finished
+        state = h.portal_state()
+        state["event_templates"] = [{"id": t.id, "name": t.name} for t in h.hubspot.templates.values()]
+        return {"view": hubspot_view(state), "wid": wid}
+
+
+async def test_sync_now_after_losing_half_the_webhooks_matches_full_delivery(database: Database) -> None:
+    full = await run(database, always, pull=False)
+    from tests.conftest import _truncate_all
+
+    _truncate_all(database.engine)
+    half = await run(database, every_other(), pull=True)
+    assert half["view"] == full["view"]
+    contacts = full["view"]["contacts"]
+    assert contacts["ann@example.com"]["zoom_webinar_attendance_count"] == "1"
+    assert float(contacts["cara@example.com"]["zoom_webinar_average_attendance_percent"]) == pytest.approx(
+        50.0
+    )
+    assert contacts["bob@example.com"]["zoom_webinar_registration_count"] == "0"
+
+
+async def test_concurrent_sync_now_calls_run_once(database: Database) -> None:
+    async with harness(database, reconcile_delay_s=0) as h:
+        await h.settings_patch(webinar_sync_enabled=True)
+        wid = await play(h.zoom, always)
+        await h.wait_done()
+        first, second = await asyncio.gather(sync_now(h, wid), sync_now(h, wid))
+        assert first["job_id"] == second["job_id"]
+        assert sorted([first["created"], second["created"]]) == [False, True]
+        await h.wait_done()
+        done = await job(h, first["job_id"])
+        assert done["state"] == "done" and done["counts"]["registrants"] == 3  # bob cancelled: not listed
+        audit = (
+            await h.client.get(f"/api/v1/portals/{PORTAL_ID}/webinars/{wid}/audit-log", headers=ADMIN)
+        ).json()
+        pulls = [a for a in audit if a["code"] == "zoom_pulled"]
+        assert len(pulls) == 1 and pulls[0]["details"]["job_id"] == first["job_id"]
+        # Once done, a new Sync now is a new job.
+        again = await sync_now(h, wid)
+        assert again["created"] and again["job_id"] != first["job_id"]
+        detail = (await h.client.get(f"/api/v1/portals/{PORTAL_ID}/webinars/{wid}", headers=ADMIN)).json()
+        assert detail["last_sync_job"]["job_id"] == again["job_id"]
+
+
+async def test_sync_now_refusals(database: Database) -> None:
+    async with harness(database, reconcile_delay_s=0) as h:
+        r = await h.client.post(f"/api/v1/portals/{PORTAL_ID}/webinars/123/sync", headers=ADMIN)
+        assert r.status_code == 404
+        r = await h.client.post("/api/v1/portals/999/webinars/123/sync", headers=ADMIN)
+        assert r.status_code == 404
+        r = await h.client.post(f"/api/v1/portals/{PORTAL_ID}/webinars/123/sync")
+        assert r.status_code == 401
+        r = await h.client.get(f"/api/v1/portals/{PORTAL_ID}/sync-jobs/nope", headers=ADMIN)
+        assert r.status_code == 404
+
+
+async def test_reconciliation_fills_in_lost_attendance_by_itself(database: Database) -> None:
+    async with harness(database, reconcile_delay_s=0.5) as h:
+        await h.settings_patch(webinar_sync_enabled=True)
+        wid = await play(h.zoom, every_other())
+        await h.wait_done()
+        await asyncio.sleep(0.6)  # the reconciliation becomes due
+        await h.wait_done()
+        audit = (
+            await h.client.get(f"/api/v1/portals/{PORTAL_ID}/webinars/{wid}/audit-log", headers=ADMIN)
+        ).json()
+        pulls = [a for a in audit if a["code"] == "zoom_pulled"]
+        assert [p["details"]["kind"] for p in pulls] == ["reconcile"]
+        ann = h.contact("ann@example.com")
+        assert ann is not None and ann["zoom_webinar_attendance_count"] == "1"
+        with database.engine.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM sync_job WHERE kind = 'reconcile'")).scalar_one()
+        assert n == 1
