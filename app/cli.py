@@ -37,7 +37,12 @@ def serve(
         1, help="uvicorn processes (use RUN_WORKER=false and separate workers with >1)"
     ),
 ) -> None:
-    """Migrate the database, then run the API (and, with RUN_WORKER=true, the worker)."""
+    """Migrate the database, then run the API (and, with RUN_WORKER=true, the worker). With no Zoom or
+    HubSpot credentials on SQLite, run the demo: both sandboxes in-process and a webinar played
+    through them (ZOOM_HUBSPOT_DEMO=0 turns it off)."""
+    from app.demo import URL_ENV as DEMO_URL_ENV
+    from app.demo import demo_wanted
+
     settings = Settings()
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, settings.database_url)
@@ -45,23 +50,41 @@ def serve(
     token = _local_admin_token(settings)
     if token is not None:
         os.environ["ADMIN_API_TOKEN"] = token
-    _print_banner(settings, host, port, token)
+    demo = demo_wanted(settings)
+    _print_banner(settings, host, port, token, demo=demo)
+    if demo:
+        # The demo prints its commands with the address it is reached at.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        os.environ[DEMO_URL_ENV] = f"http://{shown}:{port}"
+        # One process: the sandboxes and the demo's database belong to it.
+        uvicorn.run("app.demo:create_demo_app", factory=True, host=host, port=port, log_level="warning")
+        return
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="warning")
 
 
-def _print_banner(settings: Settings, host: str, port: int, token: str | None) -> None:
+def _print_banner(settings: Settings, host: str, port: int, token: str | None, *, demo: bool = False) -> None:
+    from app.demo import demo_database_url
+
     base = f"http://{host}:{port}"
+    database = demo_database_url(settings.database_url) if demo else settings.database_url
     lines = [
-        f"Zoom → HubSpot sync on {base}  (database: {settings.database_url.split('@')[-1]})",
+        f"Zoom → HubSpot sync on {base}  (database: {database.split('@')[-1]})",
         f"  API docs:   {base}/docs",
         f"  Status:     curl -H 'Authorization: Bearer {token or '$ADMIN_API_TOKEN'}' {base}/api/v1/status",
     ]
     if token is not None:
         lines.append("  Admin token (kept in ./data/admin-token): " + token)
-    if not settings.zoom_webhook_secrets:
-        lines.append("  Zoom webhooks: disabled until ZOOM_WEBHOOK_SECRET_TOKEN is set")
-    if not settings.has_env_connection:
-        lines.append("  No connection: set ZOOM_ACCOUNT_ID and HUBSPOT_PORTAL_ID (see README)")
+    if demo:
+        lines += [
+            "  demo mode: no credentials set, running with sandboxes "
+            "(set HUBSPOT_ACCESS_TOKEN / ZOOM_* for real accounts)",
+            "  A webinar is being played through the Zoom and HubSpot sandboxes; its summary follows.",
+        ]
+    else:
+        if not settings.zoom_webhook_secrets:
+            lines.append("  Zoom webhooks: disabled until ZOOM_WEBHOOK_SECRET_TOKEN is set")
+        if not settings.has_env_connection:
+            lines.append("  No connection: set ZOOM_ACCOUNT_ID and HUBSPOT_PORTAL_ID (see README)")
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
@@ -91,6 +114,34 @@ def setup() -> None:
     from app.hubspot_setup import run_setup_command
 
     raise typer.Exit(run_setup_command())
+
+
+@cli.command()
+def backfill(
+    start: str = typer.Option(
+        ..., "--from", help="first day, YYYY-MM-DD (webinars starting that day or later)"
+    ),
+    end: str = typer.Option(..., "--to", help="last day, YYYY-MM-DD (inclusive)"),
+    user: list[str] = typer.Option(None, "--user", help="only these Zoom users (id or email); default: all"),
+) -> None:
+    """Pull the connected Zoom account's webinars in a date range, like a Sync now of each.
+    Resumable: run the same range again after an interruption. The running service (or a worker)
+    then syncs what was pulled, as the settings allow."""
+    from app.pull.commands import run_backfill_command
+
+    raise typer.Exit(run_backfill_command(start, end, list(user) if user else None))
+
+
+@cli.command()
+def replay(
+    webinar_id: str = typer.Argument(..., help="the Zoom webinar id"),
+    account: str = typer.Option(None, help="the Zoom account id, when several are connected"),
+) -> None:
+    """Process a webinar's stored Zoom events again (after a rule or settings change). Idempotent:
+    HubSpot converges on the same state."""
+    from app.pull.commands import run_replay_command
+
+    raise typer.Exit(run_replay_command(webinar_id, account))
 
 
 @cli.command("register-action")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.admin_settings import portal_account_ids
 from app.api.admin_webinars import find_webinar
 from app.api.deps import AdminAuth, SessionDep, StateDep
 from app.models import SyncJob
+from app.pull.backfill import open_backfill_in, parse_range
 from app.pull.schedule import request_sync_now, sync_job_out
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
@@ -60,6 +61,46 @@ def sync_now(portal_id: int, webinar_id: str, session: SessionDep, state: StateD
     return JSONResponse(
         status_code=202,
         content=SyncStarted(**sync_job_out(job), created=created).model_dump(mode="json"),
+    )
+
+
+class BackfillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: date = Field(alias="from", description="first day (webinars starting that day or later)")
+    end: date = Field(alias="to", description="last day, inclusive")
+    users: list[str] = Field(default_factory=list, description="Zoom user ids or emails; empty: all users")
+
+
+@router.post(
+    "/portals/{portal_id}/backfill",
+    status_code=202,
+    response_model=SyncStarted,
+    responses={404: {}, 409: {"description": "no Zoom API access"}, 422: {}},
+    summary="Backfill: pull every webinar of the connected Zoom account in a date range",
+)
+def start_backfill(portal_id: int, body: BackfillIn, session: SessionDep, state: StateDep) -> Any:
+    accounts = portal_account_ids(session, portal_id)
+    account = state.settings.zoom_account_id
+    if not state.settings.has_zoom_api or account not in accounts:
+        raise HTTPException(409, detail="backfill needs Zoom API access for this portal's Zoom account")
+    try:
+        period = parse_range(body.start.isoformat(), body.end.isoformat())
+    except ValueError as exc:
+        raise HTTPException(
+            422, detail=[{"loc": ["body", "to"], "msg": str(exc), "type": "value_error"}]
+        ) from None
+    assert account is not None
+    job, resumed = open_backfill_in(
+        session, portal_id, account, period, users=body.users or None, queued=True
+    )
+    session.commit()
+    wake = state.extras.get("wake_jobs")
+    if wake is not None:
+        wake()
+    return JSONResponse(
+        status_code=202,
+        content=SyncStarted(**sync_job_out(job), created=not resumed).model_dump(mode="json"),
     )
 
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
@@ -24,6 +25,14 @@ from app.db import unit_of_work, utcnow
 from app.ingest.synthetic import store_envelopes
 from app.integrations.zoom.errors import ZoomError
 from app.models import AuditStatus, Connection, InboxEvent, InboxState, JobState, SyncJob, Webinar
+from app.pull.backfill import (
+    ZoomListApi,
+    find_webinars,
+    finish_if_complete,
+    parse_range,
+    record_webinars,
+    release_items,
+)
 from app.pull.schedule import JobKind
 from app.pull.zoom_pull import Pulled, WebinarGone, ZoomPullApi, pull_webinar
 from app.sync.planner import AuditCode, add_audit_event
@@ -31,10 +40,16 @@ from app.worker.inbox_processor import enqueue_replan
 
 log = logging.getLogger(__name__)
 
-ZoomFor = Callable[[str], ZoomPullApi | None]
+
+class ZoomJobApi(ZoomPullApi, ZoomListApi, Protocol):
+    """What jobs need of Zoom (the ZoomClient has it all)."""
+
+
+ZoomFor = Callable[[str], ZoomJobApi | None]
 
 
 PULL_KINDS = (JobKind.SYNC_NOW, JobKind.RECONCILE, JobKind.BACKFILL_ITEM, JobKind.DETAILS)
+RUNNABLE_KINDS = (*PULL_KINDS, JobKind.BACKFILL)
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,7 @@ class JobRunner:
             stmt = (
                 select(SyncJob)
                 .where(
-                    col(SyncJob.kind).in_(PULL_KINDS),
+                    col(SyncJob.kind).in_(RUNNABLE_KINDS),
                     col(SyncJob.state).in_([JobState.QUEUED.value, JobState.RUNNING.value]),
                     col(SyncJob.run_after) <= now,
                     or_(col(SyncJob.locked_until).is_(None), col(SyncJob.locked_until) < now),
@@ -94,6 +109,41 @@ class JobRunner:
 
     async def run_job(self, job: SyncJob) -> bool:
         """Pull and store; False when the job failed (for good or for now)."""
+        if job.kind == JobKind.BACKFILL:
+            return await self._expand_backfill(job)
+        ok = await self._pull(job)
+        if job.parent_id is not None:
+            await asyncio.to_thread(finish_if_complete, self.engine, job.parent_id)
+        return ok
+
+    async def _expand_backfill(self, job: SyncJob) -> bool:
+        """A backfill asked through the API: find its webinars, then the workers pull them one by one."""
+        zoom = self.zoom_for(job.zoom_account_id)
+        if zoom is None:
+            await asyncio.to_thread(self._fail, job, "no Zoom API credentials for this account", final=True)
+            return False
+        period = parse_range(job.params["from"], job.params["to"])
+        try:
+            webinars = await find_webinars(zoom, period, job.params.get("users") or None)
+        except ZoomError as exc:
+            final = not exc.retryable or job.attempts >= self.config.max_attempts
+            await asyncio.to_thread(self._fail, job, f"Zoom: {exc}", final=final)
+            return False
+        await asyncio.to_thread(record_webinars, self.engine, job, webinars)
+        await asyncio.to_thread(release_items, self.engine, job)
+        await asyncio.to_thread(self._hold, job)
+        await asyncio.to_thread(finish_if_complete, self.engine, job.id)
+        return True
+
+    def _hold(self, job: SyncJob) -> None:
+        """The backfill itself waits (running, not claimable) until its items are done."""
+        with unit_of_work(self.engine) as session:
+            row = session.get(SyncJob, job.id)
+            if row is not None:
+                row.state = JobState.RUNNING.value
+                row.locked_until = utcnow() + timedelta(days=3650)
+
+    async def _pull(self, job: SyncJob) -> bool:
         assert job.webinar_id is not None
         zoom = self.zoom_for(job.zoom_account_id)
         if zoom is None:
