@@ -95,6 +95,7 @@ def create_app(
                 if hubspot is not None:
                     await hubspot.aclose()
                 await zoom.aclose()
+                actions.close()
                 writer.stop()
         finally:
             engine.dispose()

@@ -80,20 +80,48 @@ def transcript_text(content: str) -> str:
     return "\n\n".join(f"{t.speaker}: {t.text}" if t.speaker else t.text for t in parse_vtt(content))
 
 
+def _paragraph(text: str) -> str:
+    return f"<p>{html.escape(text, quote=False)}</p>"
+
+
+def _link(share_url: str | None) -> str:
+    if not share_url:
+        return ""
+    url = html.escape(share_url, quote=True)
+    return f'<p>Recording: <a href="{url}">{url}</a></p>'
+
+
 def call_body(transcript: str | None, share_url: str | None, limit: int = CALL_BODY_LIMIT) -> str:
-    """The call record's body: the transcript, cut to what HubSpot accepts, with a note and the link."""
-    link = f"Recording: {share_url}" if share_url else ""
-    if not transcript:
-        return link
-    full = f"{transcript}\n\n{link}" if link else transcript
+    """The call record's body (HubSpot shows `hs_call_body` as rich text, so HTML paragraphs): the
+    transcript, one paragraph per speaker turn, cut to what HubSpot accepts with a note, then the link."""
+    link = _link(share_url)
+    paragraphs = [_paragraph(p) for p in (transcript or "").split("\n\n") if p.strip()]
+    full = "\n".join([*paragraphs, link] if link else paragraphs)
     if len(full) <= limit:
         return full
-    note = "\n\n[Transcript truncated: the full transcript is with the Zoom recording."
-    note += f" {link}]" if link else "]"
-    room = max(limit - len(note), 0)
-    cut = transcript[:room]
-    # End at a word boundary so the last word is not chopped.
-    space = cut.rfind(" ")
-    if space > room * 0.9:
-        cut = cut[:space]
-    return cut.rstrip() + note
+    note = _paragraph("[Transcript truncated: the full transcript is with the Zoom recording.]")
+    room = max(limit - len(note) - len(link) - 2, 0)
+    kept: list[str] = []
+    used = 0
+    for paragraph in paragraphs:
+        if used + len(paragraph) + 1 > room:
+            # Cut inside the paragraph at a word boundary, so the last words are not chopped.
+            text = html.unescape(paragraph[3:-4])
+            space = room - used - 1
+            # The longest prefix that fits once escaped (escaping may lengthen it): binary search.
+            low, high = 0, min(len(text), max(space, 0))
+            while low < high:
+                mid = (low + high + 1) // 2
+                if len(_paragraph(text[:mid] + " …")) <= space:
+                    low = mid
+                else:
+                    high = mid - 1
+            cut = text[:low]
+            if " " in cut and low < len(text):
+                cut = cut[: cut.rfind(" ")]  # end at a word boundary
+            if cut.strip():
+                kept.append(_paragraph(cut.rstrip() + " …"))
+            break
+        kept.append(paragraph)
+        used += len(paragraph) + 1
+    return "\n".join([*kept, note, link] if link else [*kept, note])

@@ -76,6 +76,7 @@ async def _serve(engine: Engine, settings: Settings) -> None:
     await background.wait()
     await hubspot.aclose()
     await zoom.aclose()
+    actions.close()
     log.info("worker stopped")
 
 

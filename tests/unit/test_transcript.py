@@ -61,21 +61,30 @@ def test_empty_or_garbage() -> None:
     assert parse_vtt("WEBVTT\n\nnothing timed here\n") == []
 
 
-def test_call_body_short_keeps_everything() -> None:
-    assert (
-        call_body("Ada: hi", "https://zoom.us/rec/share/x")
-        == "Ada: hi\n\nRecording: https://zoom.us/rec/share/x"
+LINK = '<p>Recording: <a href="https://zoom.us/rec/share/x">https://zoom.us/rec/share/x</a></p>'
+
+
+def test_call_body_is_html_paragraphs_with_the_link() -> None:
+    assert call_body("Ada: hi & bye\n\nBob: yo", "https://zoom.us/rec/share/x") == (
+        "<p>Ada: hi &amp; bye</p>\n<p>Bob: yo</p>\n" + LINK
     )
-    assert call_body(None, "https://zoom.us/rec/share/x") == "Recording: https://zoom.us/rec/share/x"
-    assert call_body("Ada: hi", None) == "Ada: hi"
+    assert call_body(None, "https://zoom.us/rec/share/x") == LINK
+    assert call_body("Ada: hi", None) == "<p>Ada: hi</p>"
+    assert '&amp;b=2"' in call_body("x", "https://zoom.us/rec/share/x?a=1&b=2")
 
 
 def test_call_body_truncated_to_limit_with_note_and_link() -> None:
-    transcript = " ".join(["word"] * 10_000)
+    transcript = "Ada: intro\n\n" + " ".join(["word"] * 10_000) + "\n\nBob: never shown"
     body = call_body(transcript, "https://zoom.us/rec/share/x", limit=1_000)
     assert len(body) <= 1_000
+    assert body.startswith("<p>Ada: intro</p>\n<p>word word")
     assert body.endswith(
-        "[Transcript truncated: the full transcript is with the Zoom recording. Recording: https://zoom.us/rec/share/x]"
+        "<p>[Transcript truncated: the full transcript is with the Zoom recording.]</p>\n" + LINK
     )
-    assert body.startswith("word word")
-    assert "wor\n" not in body  # cut at a word boundary
+    assert "never shown" not in body
+    assert " wor …" not in body and "word …</p>" in body  # cut at a word boundary
+
+
+def test_call_body_truncation_counts_escaped_characters() -> None:
+    body = call_body("&" * 5_000, None, limit=500)
+    assert len(body) <= 500 and body.count("&amp;") > 50
