@@ -71,7 +71,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
+    """`read_only` (SQLite): statements run without BEGIN IMMEDIATE, so reads never wait for (or
+    hold) the single write lock; only for code that never writes through this engine."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -89,7 +91,8 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
         # BEGIN IMMEDIATE takes the write lock up front. With deferred transactions a reader that
         # later writes can fail with "database is locked" without waiting (busy_timeout does not
         # apply to lock upgrades), which would turn ingest/worker contention into errors.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        if not read_only:
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 

@@ -89,6 +89,7 @@ def create_app(
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
                 yield
             finally:
+                await actions.drain()
                 stop.set()
                 if background is not None:
                     await background.wait()

@@ -45,6 +45,7 @@ from bench._common import (
     _wait_ready,
     free_port,
     machine_info,
+    temp_postgres_database,
     temp_sqlite_database,
     uvicorn_server,
 )
@@ -110,13 +111,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     hs_args = ["--token", f"{HS_TOKEN}={PORTAL}", "--rate-limit", "1000"]
     ready = "/_sandbox/health"
+    make_db = temp_postgres_database if args.db == "postgresql" else temp_sqlite_database
     with (
         module_server("hubspot", "app.sandbox.hubspot", hs_args, hs_port, ready) as _hs,
         module_server("zoom", "app.sandbox.zoom", zoom_args, zoom_port, ready) as _zoom,
-        temp_sqlite_database("bench_action") as db_url,
+        make_db("bench_action") as db_url,
     ):  # fmt: skip
         env = {
             "DATABASE_URL": db_url,
+            "AUTO_MIGRATE": "true",
             "RUN_WORKER": "true",
             "ADMIN_API_TOKEN": admin,
             "ZOOM_WEBHOOK_SECRET_TOKEN": WEBHOOK_SECRET,
@@ -132,9 +135,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "HUBSPOT_CLIENT_SECRET": CLIENT_SECRET,
             "HUBSPOT_RATE_LIMIT_PER_10S": "1000",
             "PUBLIC_BASE_URL": svc_url,
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "DEBUG" if args.service_log else "WARNING",
+            **dict(kv.split("=", 1) for kv in args.env),
         }
-        with uvicorn_server("app.main:app", name="service", env=env, port=svc_port):
+        with uvicorn_server("app.main:app", name="service", env=env, port=svc_port) as service:
             async with httpx.AsyncClient(
                 timeout=30.0, limits=httpx.Limits(max_connections=args.concurrency)
             ) as http:
@@ -148,7 +152,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 ).json()
                 webinar_id = str(created["result"]["id"])
-                return await load(http, args, svc_url, zoom_url, hs_url, admin, webinar_id)
+                result = await load(http, args, svc_url, zoom_url, hs_url, admin, webinar_id)
+            service.stop()
+            if args.service_log:
+                args.service_log.write_text(service.stderr_text())
+            return result
+    raise AssertionError("unreachable")
 
 
 async def load(
@@ -198,6 +207,7 @@ async def load(
     status = (await http.get(f"{svc_url}/api/v1/status", headers={"Authorization": f"Bearer {admin}"})).json()
     return {
         "requests": args.requests,
+        "db": args.db,
         "concurrency": args.concurrency,
         "zoom_light_per_s": args.zoom_light_per_s,
         "latency_ms": {k: round(v, 1) for k, v in _latency(latencies).items()},
@@ -223,7 +233,7 @@ def report(result: dict[str, Any]) -> None:
     lat = result["latency_ms"]
     n = result["requests"]
     print(
-        f"workflow action benchmark: {n} requests, {result['concurrency']} concurrent, "
+        f"workflow action benchmark ({result['db']}): {n} requests, {result['concurrency']} concurrent, "
         f"Zoom LIGHT limit {result['zoom_light_per_s']}/s"
     )
     print(
@@ -256,7 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--zoom-light-per-s", type=int, default=30)
     parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the service (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--service-log", type=Path, default=None, help="keep the service's debug log here")
     args = parser.parse_args(argv)
     try:
         result = asyncio.run(run(args))

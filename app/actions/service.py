@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from app.actions.executor import (
     Executed,
@@ -44,7 +44,7 @@ from app.actions.rules import (
     ActionSuccess,
     block_output,
 )
-from app.db import unit_of_work, utcnow
+from app.db import make_engine, unit_of_work, utcnow
 from app.ingest.synthetic import envelope, store_envelopes
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.client import BATCH_LIMIT
@@ -87,14 +87,6 @@ class CompleterRound:
 
 
 _T = TypeVar("_T")
-_NO_CONTEXT = PortalContext(zoom_account_id=None, global_sync_enabled=False)
-
-
-@dataclass(frozen=True)
-class _Claim:
-    kind: str  # new | done | busy
-    row_id: int | None = None
-    output: dict[str, str] | None = None
 
 
 def _request_json(req: ActionRequest) -> dict[str, Any]:
@@ -156,6 +148,15 @@ class ActionService:
         self.on_registered = on_registered
         self.cache = WebinarFactsCache()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="action-db")
+        self._inflight: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._keep: set[str] = set()
+        self._writes: set[asyncio.Task[None]] = set()
+        # Reads that never take SQLite's write lock (PostgreSQL: the same engine).
+        self.read_engine = (
+            make_engine(engine.url.render_as_string(hide_password=False), pool_size=4, read_only=True)
+            if engine.dialect.name == "sqlite"
+            else engine
+        )
         dialect = engine.dialect.name
         self._insert: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(
             ActionExecution.__table__  # type: ignore[attr-defined]
@@ -164,74 +165,233 @@ class ActionService:
     # --- the request path -----------------------------------------------------------------------
 
     async def handle(self, req: ActionRequest) -> dict[str, str]:
-        # The budget covers the whole answer, database included: what the claim took, Zoom cannot.
-        deadline = asyncio.get_running_loop().time() + self.config.sync_budget_s
-        claim, ctx = await self._db(self._claim, req)
-        if claim.kind == "done":
-            assert claim.output is not None
-            return claim.output
-        if claim.kind == "busy":
-            return block_output()
-        assert claim.row_id is not None
+        loop = asyncio.get_running_loop()
+        running = self._inflight.get(req.callback_id)
+        if running is not None:
+            # HubSpot retried while the first request still runs: one registration, one answer.
+            return await asyncio.shield(running)
+        future: asyncio.Future[dict[str, str]] = loop.create_future()
+        self._inflight[req.callback_id] = future
+        output = block_output()
+        try:
+            output = await self._handle(req, loop.time() + self.config.sync_budget_s)
+        finally:
+            future.set_result(output)
+            # Still being recorded: the entry stays until the write is done (see _remember).
+            if req.callback_id not in self._keep:
+                self._inflight.pop(req.callback_id, None)
+            self._keep.discard(req.callback_id)
+        return output
+
+    async def _handle(self, req: ActionRequest, deadline: float) -> dict[str, str]:
+        """One database read before Zoom and one write after it: on SQLite every write waits for
+        the single write lock, which the worker holds for whole batches."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        seen, ctx = await self._db(self._lookup, req)
+        looked_up = loop.time()
+        if seen is not None:
+            if seen.state == ActionState.DONE.value:
+                return dict(seen.output_fields or {})
+            # Blocked earlier (or running in another process): HubSpot now waits for a callback.
+            return await self._db(self._record_blocked, req, ctx, "HubSpot sent the request again", None)
         zoom = self.zoom_for(ctx.zoom_account_id, True) if ctx.zoom_account_id else None
         try:
-            async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 0.05)):
+            async with asyncio.timeout_at(max(deadline, loop.time() + 0.05)):
                 executed = await execute(req, ctx, zoom, self.cache)
         except RetryLater as exc:
-            await self._db(self._block, claim.row_id, exc.reason, exc.retry_after_s, ctx.zoom_account_id)
-            return block_output()
+            return await self._blocked(req, ctx, exc.reason, exc.retry_after_s, started, looked_up)
         except TimeoutError:
             reason = f"Zoom did not answer within {self.config.sync_budget_s:g} s"
-            await self._db(self._block, claim.row_id, reason, None, ctx.zoom_account_id)
-            return block_output()
+            return await self._blocked(req, ctx, reason, None, started, looked_up)
         except Exception as exc:
             # Never a 500 for HubSpot to retry blindly: keep it and let the completer try again.
             log.exception("workflow action failed unexpectedly", extra={"callback_id": req.callback_id})
-            await self._db(
-                self._block, claim.row_id, f"internal error: {exc!r}"[:500], None, ctx.zoom_account_id
-            )
-            return block_output()
-        await self._db(self._finish, claim.row_id, req, ctx.zoom_account_id, executed)
+            return await self._db(self._record_blocked, req, ctx, f"internal error: {exc!r}"[:500], None)
+        zoomed = loop.time()
+        # A final answer is recorded after it is sent: the record only serves idempotency (a crash
+        # before it is harmless: HubSpot has its answer, Zoom re-answers a repeated registration
+        # with the same registrant, and Zoom's own webhook brings the registration). Until it is
+        # written, a repeated request gets the same answer from the in-flight map.
+        self._remember(req.callback_id, self._db(self._record_done, req, ctx, executed))
+        log.debug(
+            "workflow action timing",
+            extra={
+                "lookup_ms": round((looked_up - started) * 1000, 1),
+                "zoom_ms": round((zoomed - looked_up) * 1000, 1),
+            },
+        )
         return executed.outcome.output_fields()
+
+    async def _blocked(
+        self,
+        req: ActionRequest,
+        ctx: PortalContext,
+        reason: str,
+        retry_after_s: float | None,
+        started: float,
+        looked_up: float,
+    ) -> dict[str, str]:
+        # Recorded before the answer: HubSpot then waits for our callback, so it must survive a crash.
+        loop = asyncio.get_running_loop()
+        zoomed = loop.time()
+        output = await self._db(self._record_blocked, req, ctx, reason, retry_after_s)
+        log.debug(
+            "workflow action timing",
+            extra={
+                "blocked": True,
+                "lookup_ms": round((looked_up - started) * 1000, 1),
+                "zoom_ms": round((zoomed - looked_up) * 1000, 1),
+                "record_ms": round((loop.time() - zoomed) * 1000, 1),
+            },
+        )
+        return output
+
+    def _remember(self, callback_id: str, write: Awaitable[dict[str, str]]) -> None:
+        answer = self._inflight.get(callback_id)
+
+        async def run() -> None:
+            try:
+                await write
+            except Exception:
+                log.exception("recording a workflow action failed", extra={"callback_id": callback_id})
+            finally:
+                if self._inflight.get(callback_id) is answer:
+                    self._inflight.pop(callback_id, None)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        if answer is not None:
+            self._keep.add(callback_id)
+
+    def recording_now(self) -> int:
+        return len(self._writes)
+
+    async def drain(self) -> None:
+        """Wait for answers still being recorded (at shutdown)."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    def _lookup(self, req: ActionRequest) -> tuple[ActionExecution | None, PortalContext]:
+        with Session(self.read_engine, expire_on_commit=False) as session:
+            seen = session.execute(
+                select(ActionExecution).where(col(ActionExecution.callback_id) == req.callback_id)
+            ).scalar_one_or_none()
+            return seen, self._context_in(session, req.portal_id)
+
+    def _new_row(self, req: ActionRequest, ctx: PortalContext, **values: Any) -> dict[str, Any]:
+        now = utcnow()
+        row: dict[str, Any] = {
+            "callback_id": req.callback_id,
+            "portal_id": req.portal_id,
+            "zoom_account_id": ctx.zoom_account_id,
+            "object_id": req.object_id[:64],
+            "request": _request_json(req),
+            "callback_state": CallbackState.NONE.value,
+            "attempts": 1,
+            "callback_attempts": 0,
+            "created_at": now,
+        }
+        row.update(values)
+        return row
+
+    def _insert_row(self, session: Any, row: dict[str, Any]) -> bool:
+        stmt = self._insert.values(**row).on_conflict_do_nothing(index_elements=["callback_id"])
+        return session.execute(stmt.returning(col(ActionExecution.id))).scalar_one_or_none() is not None
+
+    def _record_blocked(
+        self, req: ActionRequest, ctx: PortalContext, reason: str, retry_after_s: float | None
+    ) -> dict[str, str]:
+        delay = retry_after_s if retry_after_s is not None else self.config.retry_base_s
+        row = self._new_row(
+            req,
+            ctx,
+            state=ActionState.BLOCKED.value,
+            callback_state=CallbackState.PENDING.value,
+            next_attempt_at=utcnow() + timedelta(seconds=min(delay, self.config.retry_max_s)),
+            last_error=reason[:2000],
+        )
+        with unit_of_work(self.engine) as session:
+            if self._insert_row(session, row):
+                return block_output()
+            existing = self._existing(session, req.callback_id)
+            if existing.state == ActionState.DONE.value:
+                return dict(existing.output_fields or {})
+            if existing.callback_state == CallbackState.NONE.value:
+                existing.callback_state = CallbackState.PENDING.value
+            return block_output()
+
+    @staticmethod
+    def _existing(session: Any, callback_id: str) -> ActionExecution:
+        found: ActionExecution = session.execute(
+            select(ActionExecution).where(col(ActionExecution.callback_id) == callback_id).with_for_update()
+        ).scalar_one()
+        return found
+
+    def _record_done(self, req: ActionRequest, ctx: PortalContext, executed: Executed) -> dict[str, str]:
+        outcome = executed.outcome
+        output = outcome.output_fields()
+        row = self._new_row(
+            req,
+            ctx,
+            state=ActionState.DONE.value,
+            output_fields=output,
+            completed_at=utcnow(),
+            webinar_id=executed.webinar.id[:32] if executed.webinar is not None else None,
+            last_error=f"{outcome.code.value}: {outcome.message}"[:2000]
+            if isinstance(outcome, ActionFailure)
+            else None,
+        )
+        with unit_of_work(self.engine) as session:
+            if not self._insert_row(session, row):
+                # Another process recorded this execution meanwhile (it blocked): ours completes it.
+                existing = self._existing(session, req.callback_id)
+                if existing.state == ActionState.DONE.value:
+                    return dict(existing.output_fields or {})
+                existing.state = ActionState.DONE.value
+                existing.output_fields = output
+                existing.completed_at = utcnow()
+                existing.locked_until = None
+            self._registered(session, ctx.zoom_account_id, executed)
+        self._log_finished(req, output)
+        if isinstance(outcome, ActionSuccess) and self.on_registered is not None:
+            self.on_registered()
+        return output
+
+    @staticmethod
+    def _registered(session: Any, account_id: str | None, executed: Executed) -> None:
+        """A success enters the local model as Zoom's own registration event would."""
+        outcome = executed.outcome
+        if isinstance(outcome, ActionSuccess) and executed.webinar is not None and account_id:
+            obj = _registration_object(executed.webinar, outcome, executed)
+            event_ts = int(time.time() * 1000)
+            store_envelopes(
+                session,
+                [envelope("webinar.registration_created", event_ts, account_id, obj, source="action")],
+            )
+
+    @staticmethod
+    def _log_finished(req: ActionRequest, output: dict[str, str]) -> None:
+        log.info(
+            "workflow action finished",
+            extra={
+                "callback_id": req.callback_id,
+                "portal_id": req.portal_id,
+                "state": output.get("hs_execution_state"),
+                "error_code": output.get("error_code"),
+            },
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
     async def _db(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Own threads: the shared default pool is busy with worker and dispatcher rounds, and a
         # request waiting for a free thread there waited longer than for the database itself.
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def _claim(self, req: ActionRequest) -> tuple[_Claim, PortalContext]:
-        now = utcnow()
-        row = {
-            "callback_id": req.callback_id,
-            "portal_id": req.portal_id,
-            "object_id": req.object_id[:64],
-            "request": _request_json(req),
-            "state": ActionState.RUNNING.value,
-            "callback_state": CallbackState.NONE.value,
-            "attempts": 1,
-            "callback_attempts": 0,
-            "locked_until": now + timedelta(seconds=self.config.lease_s),
-            "created_at": now,
-        }
-        with unit_of_work(self.engine) as session:
-            stmt = self._insert.values(**row).on_conflict_do_nothing(index_elements=["callback_id"])
-            inserted = session.execute(stmt.returning(col(ActionExecution.id))).scalar_one_or_none()
-            if inserted is not None:
-                return _Claim("new", row_id=int(inserted)), self._context_in(session, req.portal_id)
-            existing = session.execute(
-                select(ActionExecution)
-                .where(col(ActionExecution.callback_id) == req.callback_id)
-                .with_for_update()
-            ).scalar_one()
-            if existing.state == ActionState.DONE.value:
-                return _Claim("done", output=dict(existing.output_fields or {})), _NO_CONTEXT
-            # Still running (HubSpot retried a slow request) or blocked: HubSpot now waits for a callback.
-            if existing.callback_state == CallbackState.NONE.value:
-                existing.callback_state = CallbackState.PENDING.value
-            return _Claim("busy"), _NO_CONTEXT
 
     def _context(self, portal_id: int) -> PortalContext:
         with unit_of_work(self.engine) as session:
@@ -267,13 +427,15 @@ class ActionService:
         return float(min(self.config.retry_base_s * 2 ** max(attempts - 1, 0), self.config.retry_max_s))
 
     def _finish(self, row_id: int, req: ActionRequest, account_id: str | None, executed: Executed) -> None:
+        """The completer's end of a blocked execution."""
         outcome = executed.outcome
+        output = outcome.output_fields()
         with unit_of_work(self.engine) as session:
             row = session.get(ActionExecution, row_id, with_for_update=True)
             if row is None or row.state == ActionState.DONE.value:
                 return
             row.state = ActionState.DONE.value
-            row.output_fields = outcome.output_fields()
+            row.output_fields = output
             row.zoom_account_id = account_id
             row.completed_at = utcnow()
             row.locked_until = None
@@ -282,22 +444,8 @@ class ActionService:
                 row.webinar_id = executed.webinar.id[:32]
             if isinstance(outcome, ActionFailure):
                 row.last_error = f"{outcome.code.value}: {outcome.message}"[:2000]
-            if isinstance(outcome, ActionSuccess) and executed.webinar is not None and account_id:
-                event_ts = int(time.time() * 1000)
-                obj = _registration_object(executed.webinar, outcome, executed)
-                store_envelopes(
-                    session,
-                    [envelope("webinar.registration_created", event_ts, account_id, obj, source="action")],
-                )
-        log.info(
-            "workflow action finished",
-            extra={
-                "callback_id": req.callback_id,
-                "portal_id": req.portal_id,
-                "state": outcome.output_fields()["hs_execution_state"],
-                "error_code": getattr(getattr(outcome, "code", None), "value", None),
-            },
-        )
+            self._registered(session, account_id, executed)
+        self._log_finished(req, output)
         if isinstance(outcome, ActionSuccess) and self.on_registered is not None:
             self.on_registered()
 

@@ -42,5 +42,12 @@ def metrics() -> Response:
 
 
 @router.get("/api/v1/status", dependencies=[AdminAuth], tags=["admin"])
-def status(session: SessionDep) -> StatusOut:
-    return StatusOut.model_validate(status_counts(session))
+def status(session: SessionDep, state: StateDep) -> StatusOut:
+    counts = status_counts(session)
+    # Workflow-action answers already sent and still being recorded in this process.
+    actions = state.extras.get("action_service")
+    recording = actions.recording_now() if actions is not None else 0
+    if recording:
+        counts["pending"] = int(counts["pending"]) + recording  # type: ignore[call-overload]
+        counts["actions"] = {**counts["actions"], "recording": recording}  # type: ignore[dict-item]
+    return StatusOut.model_validate(counts)

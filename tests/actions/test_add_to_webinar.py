@@ -76,7 +76,10 @@ async def test_same_callback_id_registers_once(database: Database) -> None:
         assert again == first and first["hs_execution_state"] == "SUCCESS"
         assert len(registrants(h, wid)) == 1
         assert h.zoom.stats.requests["POST /v2/webinars/{webinar_id}/registrants"] == 1
+        await h.wait_done()  # the answer is recorded right after it is sent
         assert count(database, "SELECT count(*) FROM action_execution") == 1
+        third = await run_action(h.client, action_body("cb-dup", wid))  # now from the stored record
+        assert third == first and len(registrants(h, wid)) == 1
 
 
 @pytest.mark.parametrize(
