@@ -104,10 +104,14 @@ async def test_concurrent_sync_now_calls_run_once(database: Database) -> None:
         await h.settings_patch(webinar_sync_enabled=True)
         wid = await play(h.zoom, always)
         await h.wait_done()
+        # Zoom answers slowly, so the first job is still running when the second call arrives (once
+        # a job has finished, a new call rightly starts a new one).
+        await h.zoom_http.post("/_sandbox/faults", json={"slow_ms": 300})
         first, second = await asyncio.gather(sync_now(h, wid), sync_now(h, wid))
         assert first["job_id"] == second["job_id"]
         assert sorted([first["created"], second["created"]]) == [False, True]
         await h.wait_done()
+        await h.zoom_http.post("/_sandbox/faults", json={"slow_ms": 0})
         done = await job(h, first["job_id"])
         assert done["state"] == "done" and done["counts"]["registrants"] == 3  # bob cancelled: not listed
         audit = (
