@@ -81,7 +81,18 @@ async def run(database: Database, emit: Emit, *, pull: bool, **overrides: Any) -
             assert finished["state"] == "done", finished
         state = h.portal_state()
         state["event_templates"] = [{"id": t.id, "name": t.name} for t in h.hubspot.templates.values()]
-        return {"view": hubspot_view(state), "wid": wid}
+        with database.engine.connect() as conn:
+            # What to look at when the comparison fails: the jobs and the inbox, by event and state.
+            diagnostics = {
+                "jobs": conn.execute(
+                    text("SELECT kind, state, counts FROM sync_job ORDER BY created_at")
+                ).all(),
+                "inbox": conn.execute(
+                    text("SELECT event, state, count(*) FROM inbox_event GROUP BY event, state ORDER BY 1, 2")
+                ).all(),
+            }
+        diagnostics["status"] = (await h.client.get("/api/v1/status", headers=ADMIN)).json()
+        return {"view": hubspot_view(state), "wid": wid, "diagnostics": diagnostics}
 
 
 async def test_sync_now_after_losing_half_the_webhooks_matches_full_delivery(database: Database) -> None:
@@ -90,7 +101,7 @@ async def test_sync_now_after_losing_half_the_webhooks_matches_full_delivery(dat
 
     _truncate_all(database.engine)
     half = await run(database, every_other(), pull=True)
-    assert half["view"] == full["view"]
+    assert half["view"] == full["view"], half["diagnostics"]
     contacts = full["view"]["contacts"]
     assert contacts["ann@example.com"]["zoom_webinar_attendance_count"] == "1"
     assert float(contacts["cara@example.com"]["zoom_webinar_average_attendance_percent"]) == pytest.approx(
