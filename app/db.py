@@ -6,6 +6,7 @@ unit of work. Everything else only flushes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -71,6 +72,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+def _serialise_writers(engine: Engine) -> None:
+    """Every transaction is a writer (BEGIN IMMEDIATE), and SQLite admits one at a time.
+
+    Writers that find the lock taken wait in SQLite's busy handler, which sleeps in growing steps of
+    up to 100 ms and serves nobody in order: under load an unlucky writer kept losing for seconds.
+    Waiting on a process-wide lock first wakes the next writer as soon as the lock is free. The lock
+    is re-entrant so a thread that (wrongly) nests transactions meets SQLite's own timeout, as before.
+    """
+    gate = threading.RLock()
+    held = threading.local()
+
+    def begin(conn: Any) -> None:
+        gate.acquire()
+        held.depth = getattr(held, "depth", 0) + 1
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release()
+            raise
+
+    def _release(*_: Any) -> None:
+        depth = getattr(held, "depth", 0)
+        if depth > 0:
+            held.depth = depth - 1
+            gate.release()
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
+
+
 def make_engine(database_url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
     """`read_only` (SQLite): statements run without BEGIN IMMEDIATE, so reads never wait for (or
     hold) the single write lock; only for code that never writes through this engine."""
@@ -92,7 +124,7 @@ def make_engine(database_url: str, *, pool_size: int = 10, read_only: bool = Fal
         # later writes can fail with "database is locked" without waiting (busy_timeout does not
         # apply to lock upgrades), which would turn ingest/worker contention into errors.
         if not read_only:
-            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            _serialise_writers(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
