@@ -141,7 +141,14 @@ class ActionService:
         config: ActionConfig | None = None,
         on_registered: Callable[[], None] | None = None,
     ) -> None:
-        self.engine = engine
+        # On SQLite the service's own writes retry the write lock in short steps: a BLOCK answer
+        # waits for its write, and SQLite's busy handler let it wait for seconds under load.
+        self.engine = (
+            make_engine(engine.url.render_as_string(hide_password=False), pool_size=8, eager_writer=True)
+            if engine.dialect.name == "sqlite"
+            else engine
+        )
+        self._owns_engine = self.engine is not engine
         self.zoom_for = zoom_for
         self.hubspot_for = hubspot_for
         self.config = config or ActionConfig()
@@ -157,7 +164,7 @@ class ActionService:
             if engine.dialect.name == "sqlite"
             else engine
         )
-        dialect = engine.dialect.name
+        dialect = self.engine.dialect.name
         self._insert: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(
             ActionExecution.__table__  # type: ignore[attr-defined]
         )
@@ -387,6 +394,8 @@ class ActionService:
         self._pool.shutdown(wait=True)
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     async def _db(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Own threads: the shared default pool is busy with worker and dispatcher rounds, and a
