@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
@@ -122,6 +125,12 @@ def make_engine(
             event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def dialect_insert(session: OrmSession, table: Any) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (only SQLite and PostgreSQL are supported)."""
+    name = session.get_bind().dialect.name
+    return pg_insert(table) if name == "postgresql" else sqlite_insert(table)
 
 
 @contextmanager

@@ -12,12 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import dialect_insert, utcnow
 from app.ingest.zoom_events import inbox_row, parse_envelope
 from app.models import InboxEvent
 
@@ -46,13 +43,7 @@ def store_envelopes(
     for env in envelopes:
         raw = json.dumps(env, separators=(",", ":"), default=str).encode()
         rows.append(inbox_row(parse_envelope(raw), raw, at))
-    dialect = session.get_bind().dialect.name
     table = InboxEvent.__table__  # type: ignore[attr-defined]
-    if dialect == "sqlite":
-        stmt: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["delivery_key"])
-    elif dialect == "postgresql":
-        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["delivery_key"])
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        stmt = insert(table)
+    stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=["delivery_key"])
     result = session.execute(stmt, rows)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -18,15 +18,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
 from app.integrations.zoom.models import WebinarSummary, ZoomUser
 from app.models import JobState, SyncJob
-from app.pull.schedule import JobKind, new_job_id
+from app.pull.schedule import JobKind, _insert, new_job_id
 
 
 class ZoomListApi(Protocol):
@@ -79,11 +77,6 @@ async def find_webinars(
                     "start_time": webinar.start_time.isoformat() if webinar.start_time else None,
                 }
     return sorted(found.values(), key=lambda w: (w["start_time"] or "", w["webinar_id"]))
-
-
-def _insert(session: Session) -> Any:
-    table = SyncJob.__table__  # type: ignore[attr-defined]
-    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 def open_backfill(

@@ -203,12 +203,7 @@ class JobRunner:
             row.locked_until = None
             row.active_key = None
             row.error = None
-            conn = session.execute(
-                select(Connection).where(
-                    col(Connection.portal_id) == job.portal_id,
-                    col(Connection.zoom_account_id) == job.zoom_account_id,
-                )
-            ).scalar_one_or_none()
+            conn = _connection(session, job)
             if conn is not None:
                 if job.kind == JobKind.DETAILS:
                     return  # routine: the webinar's own details, not worth an audit line
@@ -248,12 +243,7 @@ class JobRunner:
                 row.run_after = utcnow() + timedelta(
                     seconds=self.config.retry_base_s * 2 ** (row.attempts - 1)
                 )
-            conn = session.execute(
-                select(Connection).where(
-                    col(Connection.portal_id) == job.portal_id,
-                    col(Connection.zoom_account_id) == job.zoom_account_id,
-                )
-            ).scalar_one_or_none()
+            conn = _connection(session, job)
             if final and conn is not None and job.kind != JobKind.DETAILS:
                 add_audit_event(
                     session,
@@ -264,3 +254,14 @@ class JobRunner:
                     message=f"pulling the webinar from Zoom failed: {error}"[:1000],
                     details={"reason": "zoom_data_not_found", "job_id": job.id, "kind": job.kind},
                 )
+
+
+def _connection(session: Session, job: SyncJob) -> Connection | None:
+    """The connection the job pulls for (its portal and Zoom account), for the audit entry."""
+    found: Connection | None = session.execute(
+        select(Connection).where(
+            col(Connection.portal_id) == job.portal_id,
+            col(Connection.zoom_account_id) == job.zoom_account_id,
+        )
+    ).scalar_one_or_none()
+    return found

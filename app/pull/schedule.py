@@ -7,11 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
-from app.db import utcnow
+from app.db import dialect_insert, utcnow
 from app.models import Connection, JobState, SyncJob
 
 
@@ -28,8 +26,7 @@ def new_job_id() -> str:
 
 
 def _insert(session: Session) -> Any:
-    table = SyncJob.__table__  # type: ignore[attr-defined]
-    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+    return dialect_insert(session, SyncJob.__table__)  # type: ignore[attr-defined]
 
 
 def _job_row(

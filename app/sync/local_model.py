@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from app.db import utcnow
+from app.db import dialect_insert, utcnow
 from app.models import AttendanceMark, Recording, Registration, RegistrationStatus, Webinar, ZoomUser
 from app.sync.events import MarkFact, RecordingFact, RegistrationFact, WebinarMeta
 from app.sync.rules import normalize_email
@@ -53,11 +51,6 @@ class Changes:
             | set(self.attendees)
             | self.recordings
         )
-
-
-def _dialect_insert(session: Session, table: Any) -> Any:
-    name = session.get_bind().dialect.name
-    return pg_insert(table) if name == "postgresql" else sqlite_insert(table)
 
 
 def load_webinars(session: Session, keys: Iterable[WebinarKey]) -> dict[WebinarKey, Webinar]:
@@ -267,7 +260,7 @@ def apply_marks(session: Session, facts: Sequence[MarkFact], changes: Changes) -
         for f in facts
     }
     stmt = (
-        _dialect_insert(session, table)
+        dialect_insert(session, table)
         .on_conflict_do_nothing(index_elements=["zoom_account_id", "webinar_id", "session_key", "kind", "at"])
         .returning(table.c.zoom_account_id, table.c.webinar_id, table.c.person_key)
     )

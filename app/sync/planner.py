@@ -14,11 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from app.db import utcnow
+from app.db import dialect_insert, utcnow
 from app.models import (
     AttendanceMark,
     AuditEntry,
@@ -390,7 +388,7 @@ def upsert_ops(
         }
         for kind, target, email in sorted(ops)  # one lock order for every writer: no deadlocks
     ]
-    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+    insert = dialect_insert(session, table)
     # Bound parameters (not literal values) keep the statement's compiled form cached: a multi-row
     # VALUES statement recompiles for every batch and costs far more than it saves.
     replan = {
@@ -469,9 +467,8 @@ def _record_exclusions(
         }
         for person, reason in excluded
     }
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for chunk in chunks([rows[k] for k in sorted(rows)], 500):
-        insert = dialect_insert(table).values(list(chunk))
+        insert = dialect_insert(session, table).values(list(chunk))
         session.execute(
             insert.on_conflict_do_update(
                 index_elements=["portal_id", "zoom_account_id", "webinar_id", "person_key"],
