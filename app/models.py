@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -83,6 +84,12 @@ class Webinar(SQLModel, table=True):
     actual_end_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     # Per-webinar switch (S5); None follows the host's default for new webinars.
     sync_enabled: bool | None = None
+    # The host's "sync newly scheduled webinars by default" as it was when this webinar was first
+    # seen with its host (S5): changing a host's default later applies to webinars seen after it.
+    # None until the host is known; then the host's current default is used.
+    host_default_sync: bool | None = None
+    # When the end was first recorded here: attendance is final only a quiet period after it.
+    ended_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     unsupported_reason: str | None = Field(default=None, max_length=120)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), index=True)
@@ -175,6 +182,9 @@ class Registration(SQLModel, table=True):
     join_url: str | None = Field(default=None, sa_type=Text())
     source: str = Field(default="webhook", max_length=16)  # webhook | action | sync_now
     registered_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # registered_at is Zoom's own creation time (from registration_created or a pull's create_time),
+    # not the time of a later status change that happened to arrive first.
+    registered_at_exact: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
 
 
@@ -203,6 +213,9 @@ class AttendanceMark(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     registrant_id: str | None = Field(default=None, max_length=64)
     name: str | None = Field(default=None, max_length=200)
+    # When this service first stored the mark (not Zoom's time): attendance is final only after a
+    # quiet period without new marks. None for marks stored before this column existed.
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class Recording(SQLModel, table=True):
@@ -339,6 +352,10 @@ class HubSpotContact(SQLModel, table=True):
     synced: bool = False  # this service wrote it at least once: if it vanishes, it was deleted (R4)
     checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # Whether the contact's first/last name is set at HubSpot (None: not known). Names are never
+    # overwritten, but an empty one is filled once the service learns it.
+    has_firstname: bool | None = None
+    has_lastname: bool | None = None
 
 
 class HubSpotSetupItem(SQLModel, table=True):
