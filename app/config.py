@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # Automatic reconciliation: pull a webinar from Zoom this long after it ended (Zoom's participant
     # reports lag behind the live events); 0 turns it off.
     reconcile_delay_s: float = Field(default=600.0, ge=0)
+    # Timeline events are immutable at HubSpot, so an attendance event (and the marketing event's
+    # attend state) is sent only once attendance is final: the webinar has ended, nothing about it
+    # waits in the inbox or in a pull from Zoom (the reconciliation), and no new join/leave has been
+    # stored for this long. Registration events wait the same quiet period when Zoom's creation time
+    # is not known yet (a status change arrived before registration_created).
+    attendance_settle_s: float = Field(default=600.0, ge=0)
 
     @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
     @classmethod

@@ -166,6 +166,11 @@ def _demo_settings(base: Settings, admin_token: str, public_url: str) -> Setting
         worker_poll_interval_s=min(base.worker_poll_interval_s, 0.05),
         dispatch_retry_base_s=min(base.dispatch_retry_base_s, 0.2),
     )
+    # The demo's webinar ended a moment ago: reconcile and let attendance settle in seconds, not the
+    # production minutes, so the summary shows the attendance events (unless set explicitly).
+    for name, seconds in (("reconcile_delay_s", 2.0), ("attendance_settle_s", 2.0)):
+        if name not in base.model_fields_set:
+            values[name] = seconds
     if "log_level" not in base.model_fields_set:  # keep the terminal for the summary
         values["log_level"] = "WARNING"
     return Settings(_env_file=None, **values)

@@ -2,7 +2,7 @@
 
     python bench/sync.py [--registrants 5000] [--attendees 4000] [--db sqlite|postgresql]
                          [--rate-limit 100] [--window 10] [--ingest inbox|webhooks]
-                         [--concurrency 16] [--probes 20] [--json out.json]
+                         [--concurrency 16] [--probes 20] [--settle 1] [--json out.json]
 
 Two subprocesses on free localhost ports:
 
@@ -849,6 +849,7 @@ def run(args: argparse.Namespace) -> RunFigures:
             "HUBSPOT_API_BASE_URL": sandbox_proc.base_url,
             "HUBSPOT_APP_ID": APP_ID,
             "HUBSPOT_RATE_LIMIT_PER_10S": str(service_limit(args.rate_limit, args.window)),
+            "ATTENDANCE_SETTLE_S": str(args.settle),
         }
         with uvicorn_server(
             "app.main:app", name="service", env=env, unset_env=UNSET_ENV, ready_path="/readyz", timeout=120
@@ -1270,6 +1271,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ingest", choices=("inbox", "webhooks"), default="inbox")
     parser.add_argument("--concurrency", type=int, default=16, help="webhook connections")
     parser.add_argument("--probes", type=int, default=20, help="latency probes (0: none)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="ATTENDANCE_SETTLE_S for the service (production default 600): the quiet period after the "
+        "last join/leave before attendance events and attend states go out",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for pending == 0")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)

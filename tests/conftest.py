@@ -123,6 +123,9 @@ def make_settings(db: Database, **overrides: Any) -> Settings:
         "run_worker": False,
         "auto_migrate": False,
         "log_format": "json",
+        # Attendance counts as final a short quiet period after the end (production: 600 s); tests
+        # deliver a webinar in one go.
+        "attendance_settle_s": 0.3,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -47,6 +47,9 @@ def e2e_settings(db: Database, **overrides: Any) -> Settings:
         "zoom_api_base_url": "http://zoom.test/v2",
         "zoom_oauth_base_url": "http://zoom.test",
         "public_base_url": PUBLIC_BASE_URL,
+        # No reconciliation pull unless a test asks for one: a scheduled pull holds attendance
+        # events back until it has run.
+        "reconcile_delay_s": 0,
     }
     values.update(overrides)
     return make_settings(db, **values)

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
-from app.delivery.facts import FactsResolver, contact_ids
+from app.delivery.facts import FactsResolver, NamesAtHubSpot, NamesWritten, contact_ids, names_at_hubspot
+from app.delivery.finality import attendance_clocks
 from app.delivery.ops import (
     DONE,
     ClaimedOp,
@@ -45,6 +46,7 @@ from app.integrations.hubspot import (
     TimelineEvent,
 )
 from app.models import AuditStatus, Connection, OutboxOp, OutboxState, Webinar, ZoomUser
+from app.sync.finality import AttendanceClock, RegistrationClock, attendance_wait_s, registration_wait_s
 from app.sync.local_model import WebinarKey, load_webinars
 from app.sync.planner import (
     AuditCode,
@@ -87,6 +89,9 @@ class DispatchConfig:
     retry_max_s: float = 60.0  # after an outage, everything is sent again within a minute
     wait_s: float = 1.0
     setup_wait_s: float = 5.0
+    # Quiet period before attendance (and a registration time Zoom did not state) counts as final;
+    # `build_dispatcher` sets it from ATTENDANCE_SETTLE_S. See app.sync.finality.
+    settle_s: float = 0.0
 
 
 @dataclass
@@ -341,13 +346,33 @@ class Dispatcher:
 
     def _load_contacts(
         self, portal_id: int, emails: Sequence[str]
-    ) -> tuple[PortalRules, dict[str, list[PersonWebinar]], set[WebinarKey]]:
+    ) -> tuple[PortalRules, dict[str, list[PersonWebinar]], set[WebinarKey], dict[str, NamesAtHubSpot]]:
         with self._session() as session:
             rules = portal_rules(load_settings(session, portal_id))
             accounts = [c.zoom_account_id for c in connections_for_portal(session, portal_id)]
             people = load_people(session, accounts, emails)
             all_webinars = [pw.webinar for pws in people.values() for pw in pws]
-            return rules, people, self._syncing(session, portal_id, all_webinars)
+            syncing = self._syncing(session, portal_id, all_webinars)
+            return rules, people, syncing, names_at_hubspot(session, portal_id, emails)
+
+    def _attendance_clocks(self, keys: set[WebinarKey]) -> dict[WebinarKey, AttendanceClock]:
+        with self._session() as session:
+            return attendance_clocks(session, keys)
+
+    def _attendance_wait(
+        self, clocks: dict[WebinarKey, AttendanceClock], key: WebinarKey, now: datetime
+    ) -> float | None:
+        clock = clocks.get(key)
+        if clock is None:
+            return self.config.wait_s
+        return attendance_wait_s(clock, now, self.config.settle_s)
+
+    def _registration_wait(self, pw: PersonWebinar, now: datetime) -> float | None:
+        return registration_wait_s(
+            (RegistrationClock(r.registered_at_exact, r.updated_at) for r in pw.registrations),
+            now,
+            self.config.settle_s,
+        )
 
     def _load_people(
         self, portal_id: int, emails: Sequence[str], keys: set[WebinarKey]
@@ -448,9 +473,10 @@ class Dispatcher:
         except HubSpotError as exc:
             return {op.id: hubspot_failure(exc, "contact_update_failed") for op in ops}
         now = self.now()
-        rules, people, syncing = await asyncio.to_thread(self._load_contacts, portal_id, emails)
+        rules, people, syncing, names_known = await asyncio.to_thread(self._load_contacts, portal_id, emails)
         replan: set[WebinarKey] = set()
         upserts: dict[str, ContactUpsert] = {}
+        names_sent: dict[str, NamesWritten] = {}
         results: dict[int, Result] = {}
         for op in ops:
             email = op.email
@@ -469,10 +495,19 @@ class Dispatcher:
                 results[op.id] = DONE  # nothing of this person syncs (any more): create nothing
                 continue
             properties: dict[str, Any] = {"email": email, **values}
-            if not exists:
-                first, last = _names(mine)
-                # First/last name only for a new contact: never overwrite what the CRM has.
-                properties |= {k: v for k, v in (("firstname", first), ("lastname", last)) if v}
+            first, last = _names(mine)
+            # Never overwrite a name the CRM has; fill one that is empty there (a contact first met
+            # through attendance, before its registration arrived, was created without one).
+            known = names_known.get(email)
+            if not exists or known is None:
+                fill_first = fill_last = not exists
+            else:
+                fill_first, fill_last = known.firstname_empty, known.lastname_empty
+            if fill_first and first:
+                properties["firstname"] = first
+            if fill_last and last:
+                properties["lastname"] = last
+            names_sent[email] = NamesWritten("firstname" in properties, "lastname" in properties)
             upserts[email] = ContactUpsert(email=email, properties=properties)
         written: dict[str, str] = {}
         failed: dict[str, Result] = {}
@@ -496,7 +531,7 @@ class Dispatcher:
                             retryable=False,
                             reason="contact_update_failed",
                         )
-        await asyncio.to_thread(self.facts.record_written, portal_id, written)
+        await asyncio.to_thread(self.facts.record_written, portal_id, written, names=names_sent)
         for op in ops:
             if op.id in results or op.email is None:
                 continue
@@ -538,11 +573,15 @@ class Dispatcher:
                 for op in ops
             }
         now = self.now()
+        results: dict[int, Result] = {}
+        if name == ATTENDANCE_TEMPLATE:
+            # Immutable at HubSpot: only once the webinar's attendance is final. Decided per webinar
+            # before anything is loaded per person, since these wait for minutes after an end.
+            ops = await self._hold_until_attendance_final(ops, results, now)
         emails = sorted({op.email for op in ops if op.email})
         ids, excluded, people, _, contact_pending = await asyncio.to_thread(
             self._load_people, portal_id, emails, set()
         )
-        results: dict[int, Result] = {}
         events: dict[int, TimelineEvent] = {}
         for op in ops:
             target = self._person_target(op, people, ids, excluded, contact_pending)
@@ -550,6 +589,9 @@ class Dispatcher:
                 results[op.id] = target
                 continue
             pw, email, contact_id = target
+            if name == REGISTRATION_TEMPLATE and (wait := self._registration_wait(pw, now)) is not None:
+                results[op.id] = Result(Verdict.WAIT, delay_s=wait)  # its time may still move earlier
+                continue
             event = _timeline_event(name, template_id, contact_id, pw, email, now)
             if event is None:
                 results[op.id] = DONE  # e.g. attendance event for someone with no attendance after all
@@ -578,6 +620,22 @@ class Dispatcher:
                         )
         return results
 
+    async def _hold_until_attendance_final(
+        self, ops: list[ClaimedOp], results: dict[int, Result], now: datetime
+    ) -> list[ClaimedOp]:
+        """The operations whose webinar's attendance is final; the others wait (results filled in)."""
+        keys = {k for op in ops if (k := op.webinar_key)}
+        clocks = await asyncio.to_thread(self._attendance_clocks, keys) if keys else {}
+        ready: list[ClaimedOp] = []
+        for op in ops:
+            key = op.webinar_key
+            wait = self._attendance_wait(clocks, key, now) if key is not None else None
+            if wait is None:
+                ready.append(op)
+            else:
+                results[op.id] = Result(Verdict.WAIT, delay_s=wait)
+        return ready
+
     # ---- marketing event states -------------------------------------------------------------------
 
     async def _marketing_states(
@@ -588,6 +646,7 @@ class Dispatcher:
         ids, excluded, people, events_ready, contact_pending = await asyncio.to_thread(
             self._load_people, portal_id, emails, keys
         )
+        clocks = await asyncio.to_thread(self._attendance_clocks, keys) if keys else {}
         now = self.now()
         results: dict[int, Result] = {}
         groups: dict[tuple[WebinarKey, AttendanceState], list[tuple[int, AttendanceInput]]] = defaultdict(
@@ -602,7 +661,19 @@ class Dispatcher:
             if pw.key not in events_ready:
                 results[op.id] = Result(Verdict.WAIT, delay_s=self.config.wait_s)
                 continue
-            for state, item in _attendance_inputs(pw, int(contact_id), now):
+            # States are sent once their facts are final, so that no arrival order can leave an
+            # earlier value in place: the registration time (HubSpot keeps the state with the latest
+            # interaction time) and, after the end, the attendance (joinedAt/leftAt).
+            wait = self._registration_wait(pw, now) if pw.registrations else None
+            ended = pw.webinar.actual_end_at is not None
+            if wait is None and ended and pw.attended:
+                wait = self._attendance_wait(clocks, pw.key, now)
+            if wait is not None:
+                results[op.id] = Result(Verdict.WAIT, delay_s=wait)
+                continue
+            # While the webinar runs only the registration goes: attendance is sent once, after the
+            # end (the end plans every person again).
+            for state, item in _attendance_inputs(pw, int(contact_id), with_attendance=ended):
                 groups[(pw.key, state)].append((op.id, item))
         failed_ops: set[int] = set()
         # register before attend/cancel, so HubSpot sees the states in the order they happened
@@ -631,7 +702,9 @@ class Dispatcher:
                         failed_ops.add(op_id)
                     elif op_id not in failed_ops:  # one person's states: all must go through
                         results[op_id] = DONE
-        return results
+        # Nothing to send yet (an attendee without a registration while the webinar runs): done
+        # for this version; the end plans the person again.
+        return results | {op.id: DONE for op in ops if op.id not in results}
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------
@@ -658,18 +731,20 @@ def _person_webinar(
 
 
 def _attendance_inputs(
-    pw: PersonWebinar, vid: int, now: datetime
+    pw: PersonWebinar, vid: int, *, with_attendance: bool
 ) -> list[tuple[AttendanceState, AttendanceInput]]:
     """The person's history on the marketing event: registered, then attended or cancelled.
 
     HubSpot counts registrants from `register` states, so an attendee who registered gets both.
-    Every state is set, never added: sending them again changes nothing.
+    Every state is set, never added: sending them again changes nothing. Attendance only once the
+    webinar has ended (`with_attendance`): open sessions then close at its end, never at "now".
     """
     states: list[tuple[AttendanceState, AttendanceInput]] = []
+    end = pw.webinar.actual_end_at
     if pw.registrations:
-        when = pw.registered_at or pw.webinar.scheduled_start_at or now
+        when = pw.registered_at or pw.webinar.scheduled_start_at or pw.webinar.created_at
         states.append(("register", AttendanceInput(vid=vid, interaction_at=when)))
-    attendance = pw.attendance(now) if pw.attended else None
+    attendance = pw.attendance(end) if pw.attended and with_attendance and end is not None else None
     if attendance is not None and attendance.first_join is not None:
         states.append(
             (
@@ -684,7 +759,10 @@ def _attendance_inputs(
         )
     elif pw.cancelled:
         # When Zoom says the registration was cancelled (its event time), not when we processed it.
-        updated = max((_event_time(r.status_event_ts) or r.updated_at for r in pw.registrations), default=now)
+        updated = max(
+            (_event_time(r.status_event_ts) or r.updated_at for r in pw.registrations),
+            default=pw.webinar.created_at,
+        )
         states.append(("cancel", AttendanceInput(vid=vid, interaction_at=updated)))
     return states
 

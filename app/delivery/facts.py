@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -150,6 +151,8 @@ class FactsResolver:
                 row = existing.get(email) or HubSpotContact(portal_id=portal_id, email=email)
                 if email in live:
                     row.contact_id, row.secondary_of, row.archived = live[email].id, None, False
+                    row.has_firstname = _has(live[email], "firstname")
+                    row.has_lastname = _has(live[email], "lastname")
                 elif email in secondary:
                     row.contact_id, row.secondary_of, row.archived = None, secondary[email].id, False
                 elif email in archived or row.synced:
@@ -162,19 +165,62 @@ class FactsResolver:
                 facts[email] = facts_from_row(row)
         return facts
 
-    def record_written(self, portal_id: int, written: dict[str, str], at: datetime | None = None) -> None:
-        """Contacts this service created or updated: their ids, and that they were synced once."""
+    def record_written(
+        self,
+        portal_id: int,
+        written: dict[str, str],
+        at: datetime | None = None,
+        *,
+        names: dict[str, NamesWritten] | None = None,
+    ) -> None:
+        """Contacts this service created or updated: their ids, that they were synced once, and
+        (``names``) which of first/last name the write set, so a name still empty at HubSpot is
+        known to be empty without reading the contact again."""
         now = at or utcnow()
         with unit_of_work(self.engine) as session:
             existing = _rows_for(session, portal_id, written)
             for email, contact_id in sorted(written.items()):
                 row = existing.get(email) or HubSpotContact(portal_id=portal_id, email=email)
+                was_live = row.contact_id is not None and not row.archived
                 row.contact_id = contact_id
                 row.archived = False
                 row.synced = True
                 row.synced_at = now
                 row.checked_at = row.checked_at or now
+                sent = (names or {}).get(email)
+                if sent is not None:
+                    # A name sent is set now; one not sent stays as it was, or is empty on a contact
+                    # this write created.
+                    row.has_firstname = True if sent.firstname else (row.has_firstname if was_live else False)
+                    row.has_lastname = True if sent.lastname else (row.has_lastname if was_live else False)
                 session.add(row)
+
+
+@dataclass(frozen=True, slots=True)
+class NamesWritten:
+    firstname: bool
+    lastname: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NamesAtHubSpot:
+    """Whether a contact's names are empty at HubSpot (False: known to be set, or not known)."""
+
+    firstname_empty: bool
+    lastname_empty: bool
+
+
+def _has(contact: Contact, name: str) -> bool:
+    value = contact.properties.get(name)
+    return bool(value and str(value).strip())
+
+
+def names_at_hubspot(session: Session, portal_id: int, emails: Iterable[str]) -> dict[str, NamesAtHubSpot]:
+    """Which names are known to be empty at HubSpot, per email (only what a read or a write told)."""
+    return {
+        email: NamesAtHubSpot(row.has_firstname is False, row.has_lastname is False)
+        for email, row in _rows_for(session, portal_id, emails).items()
+    }
 
 
 def _rows_for(session: Session, portal_id: int, emails: Iterable[str]) -> dict[str, HubSpotContact]:

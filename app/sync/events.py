@@ -47,6 +47,9 @@ class RegistrationFact:
     join_url: str | None
     source: str = "webhook"  # webhook | action | sync_now: who told us
     registered_at: datetime | None = None  # Zoom's create_time, when the event has it
+    # The fact tells when the registration was created (registration_created, or a create_time):
+    # unlike a status change, whose time is only an upper bound.
+    creation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +252,8 @@ def _registration(
         last_name=_str(reg.get("last_name"), 200),
         status=status,
         join_url=_str(reg.get("join_url")),
-        registered_at=parse_time(reg.get("create_time")),
+        registered_at=(created := parse_time(reg.get("create_time"))),
+        creation=created is not None or event == "webinar.registration_created",
     )
 
 

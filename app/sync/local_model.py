@@ -22,6 +22,12 @@ from app.util import chunks
 
 WebinarKey = tuple[str, str]  # (zoom_account_id, webinar_id)
 
+# Webinar fields that go into every person's values (P2's URL; P1/E2 measured between the times):
+# when one changes, everyone of the webinar is planned again.
+PEOPLE_FIELDS = frozenset(
+    {"registration_url", "join_url", "scheduled_start_at", "actual_start_at", "actual_end_at"}
+)
+
 # At equal event_ts a final state wins over an earlier one.
 _STATUS_RANK = {
     RegistrationStatus.PENDING: 0,
@@ -38,6 +44,8 @@ class Changes:
     webinars_created: set[WebinarKey] = field(default_factory=set)
     webinar_meta_changed: set[WebinarKey] = field(default_factory=set)
     webinars_ended: set[WebinarKey] = field(default_factory=set)
+    # A field every person's values depend on changed (P2's URL, the times attendance is measured in).
+    webinars_people_changed: set[WebinarKey] = field(default_factory=set)
     registrants: dict[WebinarKey, set[str]] = field(default_factory=dict)  # registrant ids
     attendees: dict[WebinarKey, set[str]] = field(default_factory=dict)  # person keys of new marks
     recordings: set[WebinarKey] = field(default_factory=set)
@@ -89,8 +97,11 @@ def apply_webinar_metas(
                 continue  # a non-authoritative event only fills gaps
             setattr(webinar, name, value)
             changed = True
+            if name in PEOPLE_FIELDS and key not in changes.webinars_created:
+                changes.webinars_people_changed.add(key)
             if name == "actual_end_at":
                 changes.webinars_ended.add(key)
+                webinar.ended_seen_at = now  # attendance settles a quiet period after this
         if meta.deleted and webinar.deleted_at is None:
             webinar.deleted_at = now
             changed = True
@@ -99,7 +110,31 @@ def apply_webinar_metas(
             webinar.updated_at = now
             changes.webinar_meta_changed.add(key)
     _upsert_hosts(session, metas, webinars)
+    _capture_host_defaults(session, webinars.values())
     return webinars
+
+
+def _capture_host_defaults(session: Session, webinars: Iterable[Webinar]) -> None:
+    """S5: "sync newly scheduled webinars by default" applies to webinars first seen after it was set.
+
+    The host's default is copied onto the webinar once its host is known, so changing a host's
+    default later leaves the webinars already seen as they were (their own switch still rules).
+    """
+    waiting = [w for w in webinars if w.host_id and w.host_default_sync is None]
+    if not waiting:
+        return
+    session.flush()  # hosts added just now must be visible to the query below
+    keys = sorted({(w.zoom_account_id, w.host_id or "") for w in waiting})
+    defaults: dict[tuple[str, str], bool] = {}
+    for chunk in chunks(keys, 400):
+        for account_id, user_id, default in session.execute(
+            select(
+                ZoomUser.zoom_account_id, ZoomUser.zoom_user_id, ZoomUser.sync_new_webinars_by_default
+            ).where(tuple_(col(ZoomUser.zoom_account_id), col(ZoomUser.zoom_user_id)).in_(chunk))
+        ).all():
+            defaults[(account_id, user_id)] = bool(default)
+    for webinar in waiting:
+        webinar.host_default_sync = defaults.get((webinar.zoom_account_id, webinar.host_id or ""), True)
 
 
 def _upsert_hosts(
@@ -172,9 +207,10 @@ def apply_registrations(session: Session, facts: Sequence[RegistrationFact], cha
             if value is not None and getattr(reg, name) is None:
                 setattr(reg, name, value)
                 changed = True
-        when = _registered_at(fact)
-        if when is not None and (reg.registered_at is None or when < reg.registered_at):
-            reg.registered_at = when
+        if _better_time(fact, reg.registered_at, reg.registered_at_exact):
+            reg.registered_at = _registered_at(fact)
+            reg.registered_at_exact = reg.registered_at_exact or fact.creation
+            changed = True
         if changed:
             reg.updated_at = now
             changes.registrants.setdefault((fact.account_id, fact.webinar_id), set()).add(fact.registrant_id)
@@ -202,6 +238,23 @@ def _registered_at(fact: RegistrationFact) -> datetime | None:
     return _ts(fact.event_ts) if fact.event_ts else None
 
 
+def _better_time(fact: RegistrationFact, current: datetime | None, current_exact: bool) -> bool:
+    """Whether the fact's time should replace the registration time known so far.
+
+    A creation time (registration_created, or Zoom's create_time) beats the time of a status change
+    that happened to arrive first; among times of one kind the earliest wins. So the time converges
+    to the same value whatever order the events arrive in.
+    """
+    when = _registered_at(fact)
+    if when is None:
+        return False
+    if current is None:
+        return True
+    if fact.creation != current_exact:
+        return fact.creation
+    return when < current
+
+
 def _new_registration_row(fact: RegistrationFact, now: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {
         "zoom_account_id": fact.account_id,
@@ -211,6 +264,7 @@ def _new_registration_row(fact: RegistrationFact, now: datetime) -> dict[str, An
         "status_event_ts": fact.event_ts,
         "source": fact.source,
         "registered_at": _registered_at(fact),
+        "registered_at_exact": fact.creation,
         "updated_at": now,
     }
     row.update(dict(_detail_values(fact)))
@@ -224,9 +278,9 @@ def _merge_into_row(row: dict[str, Any], fact: RegistrationFact) -> None:
     for name, value in _detail_values(fact):
         if value is not None and row.get(name) is None:
             row[name] = value
-    when = _registered_at(fact)
-    if when is not None and (row["registered_at"] is None or when < row["registered_at"]):
-        row["registered_at"] = when
+    if _better_time(fact, row["registered_at"], row["registered_at_exact"]):
+        row["registered_at"] = _registered_at(fact)
+        row["registered_at_exact"] = row["registered_at_exact"] or fact.creation
 
 
 def _newer_status(fact: RegistrationFact, status: str, status_event_ts: int) -> bool:
@@ -245,6 +299,7 @@ def apply_marks(session: Session, facts: Sequence[MarkFact], changes: Changes) -
     if not facts:
         return
     table = AttendanceMark.__table__  # type: ignore[attr-defined]
+    now = utcnow()
     rows = {
         (f.account_id, f.webinar_id, f.session_key, f.kind, f.at): {
             "zoom_account_id": f.account_id,
@@ -256,6 +311,7 @@ def apply_marks(session: Session, facts: Sequence[MarkFact], changes: Changes) -
             "email": normalize_email(f.raw_email),
             "registrant_id": f.registrant_id,
             "name": f.name,
+            "received_at": now,
         }
         for f in facts
     }

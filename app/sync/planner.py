@@ -28,7 +28,6 @@ from app.models import (
     PortalSettings,
     Recording,
     Registration,
-    RegistrationStatus,
     Webinar,
     ZoomUser,
 )
@@ -149,7 +148,11 @@ def webinar_skip_reason(
     return webinar_decision(
         portal_rules(settings),
         host_facts(session, webinar),
-        WebinarFacts(sync_enabled=webinar.sync_enabled, unsupported_reason=webinar.unsupported_reason),
+        WebinarFacts(
+            sync_enabled=webinar.sync_enabled,
+            unsupported_reason=webinar.unsupported_reason,
+            host_default_sync=webinar.host_default_sync,
+        ),
     )
 
 
@@ -245,11 +248,10 @@ def plan_webinar(
             target = f"{prefix}:{person.email}"
             ops.add((OpKind.CONTACT_REFRESH, person.email, person.email))
             ops.add((OpKind.MARKETING_STATE, target, person.email))
-            if person.registration_status in (
-                RegistrationStatus.APPROVED,
-                RegistrationStatus.PENDING,
-                RegistrationStatus.CANCELLED,
-            ):
+            if person.registration_status is not None:
+                # A registration Zoom created is history: it gets its event whatever its status
+                # became later (approved, cancelled, denied), so the event cannot depend on whether
+                # the status change arrived before or after it was sent.
                 ops.add((OpKind.REGISTRATION_EVENT, target, person.email))
             if person.attended and ended:
                 ops.add((OpKind.ATTENDANCE_EVENT, target, person.email))

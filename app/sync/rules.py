@@ -123,6 +123,9 @@ class WebinarFacts:
 
     sync_enabled: bool | None  # per-webinar override (S5); None = follow the host default
     unsupported_reason: str | None  # from classify_webinar when it is a Zoom Events/Sessions webinar
+    # The host's default as it was when the webinar was first seen (S5 applies it to newly scheduled
+    # webinars only); None = not captured yet, the host's current default applies.
+    host_default_sync: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +391,8 @@ def webinar_decision(portal: PortalRules, host: HostFacts, webinar: WebinarFacts
     5. the per-webinar switch (S5): explicit ``True`` syncs even when the host's default is off,
        explicit ``False`` gives ``WEBINAR_OFF``;
     6. ``HOST_DEFAULT_OFF`` (S5) - no per-webinar override and the host's "sync newly scheduled
-       webinars by default" is off.
+       webinars by default" was off when the webinar was first seen (the host's current default
+       when that was not captured): changing the default later does not move webinars already seen.
     """
     if webinar.unsupported_reason is not None:
         return WebinarSkipReason.UNSUPPORTED_WEBINAR
@@ -402,7 +406,10 @@ def webinar_decision(portal: PortalRules, host: HostFacts, webinar: WebinarFacts
         return None
     if webinar.sync_enabled is False:
         return WebinarSkipReason.WEBINAR_OFF
-    if not host.sync_new_webinars_by_default:
+    default = webinar.host_default_sync
+    if default is None:
+        default = host.sync_new_webinars_by_default
+    if not default:
         return WebinarSkipReason.HOST_DEFAULT_OFF
     return None
 

@@ -207,6 +207,8 @@ class InboxProcessor:
                 schedule_details(session, *key)
         for key in changes.webinar_meta_changed | changes.webinars_created:
             scopes[key].webinar_changed = True
+        for key in changes.webinars_people_changed:
+            scopes[key].everyone = True  # e.g. the URL of P2 became known after contacts were written
         for key in changes.webinars_ended:
             scopes[key].everyone = True  # attendance is final: plan E2 and P1/P4 for everyone
             if self.config.zoom_api and self.config.reconcile_delay_s > 0:

@@ -55,7 +55,9 @@ def build_dispatcher(
         setup_for=gateway.setup_for,
         facts=FactsResolver(engine),
         config=DispatchConfig(
-            retry_base_s=settings.dispatch_retry_base_s, max_attempts=settings.dispatch_max_attempts
+            retry_base_s=settings.dispatch_retry_base_s,
+            max_attempts=settings.dispatch_max_attempts,
+            settle_s=settings.attendance_settle_s,
         ),
         transcripts=zoom.download_transcript if zoom is not None else None,
     )

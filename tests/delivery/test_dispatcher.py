@@ -535,10 +535,19 @@ BOB_INPUT = {
     },
 }
 # Known to HubSpot already: the names there are left alone.
+# Cara exists at HubSpot with a first name ("Known", kept: never overwritten) and no last name: the
+# empty one is filled from her registration.
 CARA_INPUT = {
     "id": "cara@example.com",
     "idProperty": "email",
-    "properties": {"email": "cara@example.com", P1: "66.7", P2: JOIN_URL, P3: "1", P4: "1"},
+    "properties": {
+        "email": "cara@example.com",
+        P1: "66.7",
+        P2: JOIN_URL,
+        P3: "1",
+        P4: "1",
+        "lastname": "Tester",
+    },
 }
 
 
@@ -1014,10 +1023,11 @@ async def test_replay_sends_the_same_event_ids_and_a_conflict_is_success(
         assert (op.state, op.attempts, op.last_error) == ("done", 0, None), op
     assert [a for a in webinar_audit(database) if a.code == "sync_error"] == []
 
-    # The replay's contact write: same values, and now that the contacts exist no names.
+    # The replay's contact write: same values, and now that the contacts exist and their names are
+    # set at HubSpot (Cara's last name by the first write), no names.
     replay_upserts = [c for c in router.calls[calls_before:] if c.request.url.path.endswith("/batch/upsert")]
     assert [json.loads(c.request.content) for c in replay_upserts] == [
-        {"inputs": [without_names(ANN_INPUT), without_names(BOB_INPUT), CARA_INPUT]}
+        {"inputs": [without_names(ANN_INPUT), without_names(BOB_INPUT), without_names(CARA_INPUT)]}
     ]
     audit = {a.code: a for a in webinar_audit(database)}
     assert audit["hubspot_synced"].status == "success"

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 MAIN, EXCLUDED_HOST, DEFAULT_OFF, EVENTS = "81000000001", "81000000002", "81000000003", "81000000004"
+EARLIER = "81000000005"  # hostC's webinar seen before hostC's default went off: it keeps syncing (S5)
 
 
 def _webinar(webinar_id: str, host_id: str, host_email: str, seed: int) -> WebinarScenario:
@@ -34,7 +35,8 @@ def _webinar(webinar_id: str, host_id: str, host_email: str, seed: int) -> Webin
 def build_scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """(created events, everything else, expectations)."""
     main = _webinar(MAIN, "hostA", "host@hostco.com", 1)
-    created = [main.created(at=T0 - timedelta(days=7))]
+    earlier = _webinar(EARLIER, "hostC", "carol@hostco.com", 5)
+    created = [earlier.created(at=T0 - timedelta(days=9)), main.created(at=T0 - timedelta(days=7))]
     emails = [f"user{i}@example.com" for i in range(47)] + [
         "not-an-email",
         "me@ourco.com",
@@ -66,7 +68,7 @@ def build_scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[s
     excluded_host.register("someone@example.net", "Some", "One", at=T0 - timedelta(days=2))
 
     default_off = _webinar(DEFAULT_OFF, "hostC", "carol@hostco.com", 3)
-    created.append(default_off.created(at=T0 - timedelta(days=7)))
+    default_off_created = default_off.created(at=T0 - timedelta(days=7))
     default_off.register("other@example.net", "Oth", "Er", at=T0 - timedelta(days=2))
 
     events = _webinar(EVENTS, "hostD", "dave@hostco.com", 4)
@@ -75,7 +77,8 @@ def build_scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[s
     created.append(ev_created)
     events.register("third@example.net", "Thi", "Rd", at=T0 - timedelta(days=2))
 
-    rest: list[dict[str, Any]] = []
+    # hostC's default goes off between `created` and `rest`: DEFAULT_OFF is first seen after that.
+    rest: list[dict[str, Any]] = [default_off_created]
     for s in (main, excluded_host, default_off, events):
         rest.extend(e for e in s.envelopes if e["event"] != "webinar.created")
     expect = {"registrants": 50, "cancelled": 3, "attendees": 31, "allowed_attendees": 30}
@@ -159,11 +162,9 @@ async def _check_outcome(client: httpx.AsyncClient, expect: dict[str, Any]) -> N
         (EVENTS, "unsupported_webinar", None),
     ):
         detail = (await client.get(f"{base}/{webinar_id}", headers=ADMIN)).json()
-        assert detail["sync_state"] == "skipped", webinar_id
+        assert detail["sync_state"] == "off", webinar_id
         entries = (await client.get(f"{base}/{webinar_id}/audit-log", headers=ADMIN)).json()
-        # hostC's webinar synced when it was created (default on) and stopped when the default went off.
-        expected_codes = ["webinar_synced", code] if webinar_id == DEFAULT_OFF else [code]
-        assert [e["code"] for e in entries] == expected_codes, webinar_id
+        assert [e["code"] for e in entries] == [code], webinar_id
         if reason is not None:
             assert entries[-1]["details"]["reason"] == reason
         assert detail["counts"]["planned"] == 0
@@ -171,7 +172,7 @@ async def _check_outcome(client: httpx.AsyncClient, expect: dict[str, Any]) -> N
     status = (await client.get("/api/v1/status", headers=ADMIN)).json()
     # The outbox holds what HubSpot must receive (delivered by the dispatcher).
     # contact + marketing state + registration event for 48 people, E2 for 30 attendees, the main
-    # webinar's marketing event and its completion, and hostC's marketing event (planned while its
-    # webinars still synced by default).
+    # webinar's marketing event and its completion, and the marketing event of hostC's webinar seen
+    # before its default went off (it still syncs).
     assert status["outbox"]["pending"] == 48 * 3 + expect["allowed_attendees"] + 2 + 1
     assert status["inbox"]["failed"] == 0 and status["inbox"]["dead"] == 0

@@ -57,7 +57,7 @@ async def test_enabling_sync_later_plans_what_was_skipped(database: Database) ->
         await deliver(client, _scenario().envelopes)
         await wait_inbox_idle(client)
         detail = await _webinar(client)
-        assert detail["sync_state"] == "skipped" and detail["skip_reason"] == "webinar_sync_off"
+        assert detail["sync_state"] == "off" and detail["skip_reason"] == "webinar_sync_off"
         assert await _audit_codes(client) == ["sync_disabled"]
         status = (await client.get("/api/v1/status", headers=ADMIN)).json()
         assert status["outbox"]["pending"] == 0
@@ -92,18 +92,41 @@ async def test_enabling_sync_later_plans_what_was_skipped(database: Database) ->
         assert isinstance(counts, dict) and counts["planned"] == 2
 
 
+def _other_webinar(webinar_id: str, seed: int) -> WebinarScenario:
+    """Another webinar of the same host (hostR)."""
+    s = WebinarScenario(
+        account_id=ACCOUNT_ID,
+        webinar_id=webinar_id,
+        host_id="hostR",
+        host_email="r@hostco.com",
+        topic=f"Other {webinar_id}",
+        start=T0,
+        seed=seed,
+    )
+    s.created(at=T0 - timedelta(days=4))
+    s.register(f"reg{seed}@example.com", "Reg", "R", at=T0 - timedelta(days=2))
+    return s
+
+
+async def _skip_reason(client: httpx.AsyncClient, webinar_id: str) -> object:
+    r = await client.get(f"{BASE}/webinars/{webinar_id}", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return r.json()["skip_reason"]
+
+
 async def test_per_webinar_switch_overrides_host_default(database: Database) -> None:
     settings = make_settings(database, run_worker=True, worker_poll_interval_s=0.05)
     async with running_app(settings) as client:
         await client.patch(f"{BASE}/settings", headers=ADMIN, json={"webinar_sync_enabled": True})
-        s = _scenario()
-        await deliver(client, s.envelopes[:1])  # webinar.created: the host becomes known
+        # The host becomes known through another webinar, and turns its default off...
+        await deliver(client, _other_webinar("82000000099", 99).envelopes)
         await wait_inbox_idle(client)
         r = await client.patch(
             f"{BASE}/zoom-users/hostR", headers=ADMIN, json={"sync_new_webinars_by_default": False}
         )
         assert r.status_code == 200
-        await deliver(client, s.envelopes[1:])
+        # ...so this webinar, scheduled afterwards, is not synced by default.
+        await deliver(client, _scenario().envelopes)
         await wait_inbox_idle(client)
         assert (await _webinar(client))["skip_reason"] == "host_default_off"
 
@@ -111,7 +134,7 @@ async def test_per_webinar_switch_overrides_host_default(database: Database) -> 
         assert r.status_code == 200 and r.json()["sync_enabled"] is True
         await wait_inbox_idle(client)
         detail = await _webinar(client)
-        assert detail["sync_state"] == "syncing"
+        assert detail["skip_reason"] is None
         counts = detail["counts"]
         assert isinstance(counts, dict) and counts["planned"] == 2
 
@@ -119,6 +142,45 @@ async def test_per_webinar_switch_overrides_host_default(database: Database) -> 
         assert r.status_code == 422
         r = await client.patch(f"{BASE}/webinars/99999", headers=ADMIN, json={"sync_enabled": True})
         assert r.status_code == 404
+
+
+async def test_host_default_applies_to_webinars_first_seen_after_it_changed(database: Database) -> None:
+    """S5: "sync data from newly scheduled webinars by default". Turning it off leaves the host's
+    webinars already seen syncing (their data stays in every contact's counts); only webinars first
+    seen afterwards follow the new default, and each webinar's own switch still rules."""
+    settings = make_settings(database, run_worker=True, worker_poll_interval_s=0.05)
+    async with running_app(settings) as client:
+        await client.patch(f"{BASE}/settings", headers=ADMIN, json={"webinar_sync_enabled": True})
+        await deliver(client, _scenario().envelopes)  # seen while the default is on
+        await wait_inbox_idle(client)
+        assert await _skip_reason(client, WEBINAR) is None
+
+        r = await client.patch(
+            f"{BASE}/zoom-users/hostR", headers=ADMIN, json={"sync_new_webinars_by_default": False}
+        )
+        assert r.status_code == 200
+        await deliver(client, _other_webinar("82000000002", 2).envelopes)  # first seen now
+        await wait_inbox_idle(client)
+        assert await _skip_reason(client, WEBINAR) is None
+        assert await _skip_reason(client, "82000000002") == "host_default_off"
+        counts = (await _webinar(client))["counts"]
+        assert isinstance(counts, dict) and counts["planned"] == 2  # nothing withdrawn
+
+        # Turning the default on again does not switch on the webinar seen while it was off...
+        r = await client.patch(
+            f"{BASE}/zoom-users/hostR", headers=ADMIN, json={"sync_new_webinars_by_default": True}
+        )
+        assert r.status_code == 200
+        await wait_inbox_idle(client)
+        assert await _skip_reason(client, "82000000002") == "host_default_off"
+        # ...its own switch does; and the first webinar's own switch turns it off.
+        r = await client.patch(f"{BASE}/webinars/82000000002", headers=ADMIN, json={"sync_enabled": True})
+        assert r.status_code == 200
+        r = await client.patch(f"{BASE}/webinars/{WEBINAR}", headers=ADMIN, json={"sync_enabled": False})
+        assert r.status_code == 200
+        await wait_inbox_idle(client)
+        assert await _skip_reason(client, "82000000002") is None
+        assert await _skip_reason(client, WEBINAR) == "webinar_off"
 
 
 async def test_webinar_list_paginates_newest_first(database: Database) -> None:
