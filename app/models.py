@@ -312,6 +312,10 @@ class OutboxOp(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    # Since when the current pending version waits (planned anew after it was delivered, or first
+    # planned): values that may still change are held back while Zoom's events still pour in, but
+    # never for longer than the dispatcher's hold limit counted from here.
+    pending_since: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class RateLimitSlot(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""convergence: attendance finality, exact registration times, HubSpot name facts, S5 defaults
+"""convergence: attendance finality, exact registration times, HubSpot name facts, S5 defaults, held re-sends
 
 Revision ID: 0008
 Revises: 0007
@@ -28,6 +28,8 @@ def upgrade() -> None:
         )
     with op.batch_alter_table('attendance_mark', schema=None) as batch_op:
         batch_op.add_column(sa.Column('received_at', app.db.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('outbox_op', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('pending_since', app.db.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table('hubspot_contact', schema=None) as batch_op:
         batch_op.add_column(sa.Column('has_firstname', sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column('has_lastname', sa.Boolean(), nullable=True))
@@ -48,6 +50,8 @@ def downgrade() -> None:
     with op.batch_alter_table('hubspot_contact', schema=None) as batch_op:
         batch_op.drop_column('has_lastname')
         batch_op.drop_column('has_firstname')
+    with op.batch_alter_table('outbox_op', schema=None) as batch_op:
+        batch_op.drop_column('pending_since')
     with op.batch_alter_table('attendance_mark', schema=None) as batch_op:
         batch_op.drop_column('received_at')
     with op.batch_alter_table('registration', schema=None) as batch_op:

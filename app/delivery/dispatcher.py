@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -45,7 +45,16 @@ from app.integrations.hubspot import (
     MarketingEvent,
     TimelineEvent,
 )
-from app.models import AuditStatus, Connection, OutboxOp, OutboxState, Webinar, ZoomUser
+from app.models import (
+    AuditStatus,
+    Connection,
+    InboxEvent,
+    InboxState,
+    OutboxOp,
+    OutboxState,
+    Webinar,
+    ZoomUser,
+)
 from app.sync.finality import AttendanceClock, RegistrationClock, attendance_wait_s, registration_wait_s
 from app.sync.local_model import WebinarKey, load_webinars
 from app.sync.planner import (
@@ -75,6 +84,14 @@ KIND_ORDER = (
     OpKind.RECORDING_CALL,
 )
 REGISTRATION_TEMPLATE = TEMPLATE_REGISTRATION
+# A person's values, which every Zoom event of that person may change again, and what waits for their
+# contact anyway (see DispatchConfig.hold_max_s).
+HELD_KINDS = (
+    OpKind.CONTACT_REFRESH.value,
+    OpKind.MARKETING_STATE.value,
+    OpKind.REGISTRATION_EVENT.value,
+    OpKind.ATTENDANCE_EVENT.value,
+)
 ATTENDANCE_TEMPLATE = TEMPLATE_ATTENDANCE
 
 
@@ -92,6 +109,9 @@ class DispatchConfig:
     # Quiet period before attendance (and a registration time Zoom did not state) counts as final;
     # `build_dispatcher` sets it from ATTENDANCE_SETTLE_S. See app.sync.finality.
     settle_s: float = 0.0
+    # Contact values and marketing states are held back while Zoom's events still wait in the inbox
+    # (a burst: each would be sent again after every change), but never longer than this.
+    hold_max_s: float = 30.0
 
 
 @dataclass
@@ -206,6 +226,16 @@ class Dispatcher:
                 .order_by(col(OutboxOp.id))
                 .limit(self.config.claim_limit)
             )
+            if self.config.hold_max_s > 0 and _inbox_busy(session, now):
+                # Late materialisation only coalesces what is planned before the send: while events
+                # still pour in, values that every event may change again wait for them (bounded).
+                since = func.coalesce(col(OutboxOp.pending_since), col(OutboxOp.created_at))
+                stmt = stmt.where(
+                    ~(
+                        col(OutboxOp.kind).in_(HELD_KINDS)
+                        & (since > now - timedelta(seconds=self.config.hold_max_s))
+                    )
+                )
             if self._skip_locked:
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(session.execute(stmt).scalars().all())
@@ -234,7 +264,9 @@ class Dispatcher:
         delivered: set[tuple[int, WebinarKey]] = set()
         done: list[dict[str, Any]] = []
         with unit_of_work(self.engine) as session:
-            for op in ops:
+            # Rows are locked in the order the planner's upserts lock them (portal, kind, target): two
+            # transactions taking the same rows in one order cannot deadlock.
+            for op in sorted(ops, key=lambda o: (o.portal_id, o.kind, o.target_key)):
                 result = results.get(op.id, Result(Verdict.WAIT))
                 if result.verdict is Verdict.DONE:
                     outcome.done += 1
@@ -271,6 +303,9 @@ class Dispatcher:
                         attempts=0,
                         last_error=None,
                         updated_at=now,
+                        pending_since=case(
+                            (table.c.planned_version == sent, table.c.pending_since), else_=now
+                        ),
                     ),
                     done,
                 )
@@ -830,6 +865,16 @@ def _marketing_event(webinar: Webinar, host_email: str | None) -> MarketingEvent
 
 def connections_for_portal(session: Session, portal_id: int) -> list[Connection]:
     return list(session.execute(select(Connection).where(col(Connection.portal_id) == portal_id)).scalars())
+
+
+def _inbox_busy(session: Session, now: datetime) -> bool:
+    """Zoom events wait in the inbox, due now (the worker is still turning a burst into plans)."""
+    found = session.execute(
+        select(col(InboxEvent.id))
+        .where(col(InboxEvent.state) == InboxState.PENDING.value, col(InboxEvent.next_attempt_at) <= now)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _host_emails(session: Session, webinars: Sequence[Webinar]) -> dict[WebinarKey, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func
+from sqlalchemy import bindparam, case, delete, func
 from sqlmodel import Session, col, select
 
 from app.db import dialect_insert, utcnow
@@ -387,6 +387,7 @@ def upsert_ops(
             "next_attempt_at": now,
             "created_at": now,
             "updated_at": now,
+            "pending_since": now,
         }
         for kind, target, email in sorted(ops)  # one lock order for every writer: no deadlocks
     ]
@@ -400,6 +401,14 @@ def upsert_ops(
         "next_attempt_at": bindparam("now_at"),
         "last_error": None,
         "updated_at": bindparam("now_at"),
+        # Waiting anew once delivered; a version still waiting keeps its place.
+        "pending_since": case(
+            (
+                table.c.state == OutboxState.PENDING.value,
+                func.coalesce(table.c.pending_since, bindparam("now_at")),
+            ),
+            else_=bindparam("now_at"),
+        ),
     }
     stmt = insert.on_conflict_do_update(index_elements=["portal_id", "kind", "target_key"], set_=replan)
     # Timeline events are immutable at HubSpot (and carry deterministic ids): once planned, planning

@@ -133,7 +133,11 @@ class InboxProcessor:
             # Lost a race with another worker (same aggregate row, deadlock): nothing was
             # committed, the rows stay pending and the next round takes them again.
             log.warning(
-                "batch rolled back after a database conflict; retrying", extra={"error": type(exc).__name__}
+                "batch rolled back after a database conflict; retrying",
+                extra={
+                    "error": type(exc).__name__,
+                    "detail": str(getattr(exc, "orig", exc)).splitlines()[0][:300],
+                },
             )
             return BatchOutcome(errors=[f"conflict: {type(exc).__name__}"])
         except Exception:

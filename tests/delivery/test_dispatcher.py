@@ -1041,3 +1041,55 @@ def test_event_id_depends_only_on_kind_webinar_and_email() -> None:
     assert a != event_id("zoom-reg", WEBINAR, "bob@example.com")
     assert a != event_id("zoom-reg", "85000000002", "ann@example.com")
     assert re.fullmatch(rf"zoom-reg-{WEBINAR}-[0-9a-f]+", a) and "ann" not in a
+
+
+# --------------------------------------------------------------------------------------------------
+# Holding a person's values while Zoom's events still pour in
+# --------------------------------------------------------------------------------------------------
+
+
+def _unprocessed_zoom_event(database: Database) -> None:
+    """A Zoom event stored and not yet processed (the worker is still in the middle of a burst)."""
+    other = WebinarScenario(
+        account_id=ACCOUNT_ID,
+        webinar_id="85999999999",
+        host_id="hostD",
+        host_email=HOST_EMAIL,
+        topic="x",
+        start=T0,
+    )
+    other.register("later@example.com", "Later", "One", at=T0)
+    store_events(database, other.envelopes)
+
+
+async def test_person_values_wait_while_the_inbox_holds_events_then_go_once(
+    database: Database, harness: Harness, router: respx.MockRouter
+) -> None:
+    prepare(database, small_webinar())
+    _unprocessed_zoom_event(database)
+    await harness.dispatcher.run_once()  # on the same clock: nothing has waited long
+    person_routes = ("read", "upsert", "timeline", "attendance")
+    assert {r: len(sent(router, r)) for r in person_routes} == dict.fromkeys(person_routes, 0)
+
+    process_inbox(database)  # the burst is processed: the values are final for now
+    await harness.drain()
+    [upsert] = sent(router, "upsert")  # one write for the burst's contacts, not one per change
+    assert {i["id"] for i in upsert.body["inputs"]} == {
+        "ann@example.com",
+        "bob@example.com",
+        "cara@example.com",
+        "later@example.com",
+    }
+
+
+async def test_held_values_go_anyway_after_the_hold_limit(
+    database: Database, router: respx.MockRouter, http: httpx.AsyncClient, fake: FakeHubSpot
+) -> None:
+    harness = Harness(database, http, hold_max_s=30.0)
+    prepare(database, small_webinar())
+    _unprocessed_zoom_event(database)
+    await harness.dispatcher.run_once()
+    assert sent(router, "upsert") == []
+    harness.clock.advance(timedelta(seconds=31))  # Zoom's events keep coming: values wait no longer
+    await harness.dispatcher.run_once()
+    assert len(sent(router, "upsert")) == 1
