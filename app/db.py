@@ -76,6 +76,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    # A read-only engine's connections refuse writes ("attempt to write a readonly database"), so a
+    # write slipped into a read path fails loudly instead of taking the write lock.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def _begin_immediate_eagerly(conn: Any) -> None:
     """BEGIN IMMEDIATE, retried every 2 ms instead of in SQLite's busy handler.
 
@@ -97,8 +105,10 @@ def _begin_immediate_eagerly(conn: Any) -> None:
 def make_engine(
     database_url: str, *, pool_size: int = 10, read_only: bool = False, eager_writer: bool = False
 ) -> Engine:
-    """`read_only` (SQLite): statements run without BEGIN IMMEDIATE, so reads never wait for (or
-    hold) the single write lock; only for code that never writes through this engine.
+    """`read_only`: only for code that never writes through this engine. Each transaction reads one
+    snapshot and cannot write: on SQLite a deferred BEGIN (never waits for or holds the single
+    write lock) on connections that refuse writes (`PRAGMA query_only`); on PostgreSQL a READ ONLY
+    REPEATABLE READ transaction.
     `eager_writer` (SQLite): transactions retry BEGIN IMMEDIATE every 2 ms instead of waiting in
     SQLite's busy handler (for writes an answer waits on)."""
     url = make_url(database_url)
@@ -115,15 +125,32 @@ def make_engine(
             **({} if memory else {"pool_size": pool_size, "max_overflow": pool_size}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if read_only:
+            event.listen(engine, "connect", _sqlite_query_only)
         # BEGIN IMMEDIATE takes the write lock up front. With deferred transactions a reader that
         # later writes can fail with "database is locked" without waiting (busy_timeout does not
         # apply to lock upgrades), which would turn ingest/worker contention into errors.
         if eager_writer:
             event.listen(engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA busy_timeout=0"))
             event.listen(engine, "begin", _begin_immediate_eagerly)
-        elif not read_only:
+        elif read_only:
+            # A deferred BEGIN takes no lock; in WAL mode its first read fixes one snapshot for the
+            # whole transaction, so counts read by several statements agree with each other.
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        else:
             event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    if read_only:
+        # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY: one snapshot for all of a transaction's
+        # statements (never a serialization failure: nothing is written), and a write fails.
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            isolation_level="REPEATABLE READ",
+            execution_options={"postgresql_readonly": True},
+        )
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
@@ -131,6 +158,17 @@ def dialect_insert(session: OrmSession, table: Any) -> Any:
     """INSERT with the dialect's ON CONFLICT support (only SQLite and PostgreSQL are supported)."""
     name = session.get_bind().dialect.name
     return pg_insert(table) if name == "postgresql" else sqlite_insert(table)
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reads only (an engine made with `read_only=True`): it never commits, and
+    whatever it did is rolled back when it closes."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from app.actions.service import ActionService
 from app.api import admin_settings, admin_sync, admin_webinars, health, hubspot_actions, zoom_webhooks
@@ -28,6 +29,9 @@ from app.worker.runner import Background
 from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger(__name__)
+
+# Connections of the read-only engine behind the admin GETs (twice this many under load).
+READ_POOL_SIZE = 4
 
 
 def _tune_runtime() -> None:
@@ -56,12 +60,14 @@ def create_app(
         cfg = settings or Settings()
         configure_logging(cfg.log_level, cfg.log_format)
         engine = make_engine(cfg.database_url)
+        read_engine: Engine | None = None
         try:
             ensure_schema(engine, cfg.database_url, auto_migrate=cfg.should_auto_migrate)
             ensure_env_connection(engine, cfg)
+            read_engine = make_engine(cfg.database_url, pool_size=READ_POOL_SIZE, read_only=True)
             writer = InboxWriter(engine)
             writer.start()
-            state = AppState(settings=cfg, engine=engine, inbox_writer=writer)
+            state = AppState(settings=cfg, engine=engine, read_engine=read_engine, inbox_writer=writer)
             app.state.app_state = state
             stop = asyncio.Event()
             zoom = ZoomGateway(cfg, transport=zoom_transport)
@@ -99,6 +105,8 @@ def create_app(
                 actions.close()
                 writer.stop()
         finally:
+            if read_engine is not None:
+                read_engine.dispose()
             engine.dispose()
 
     app = FastAPI(

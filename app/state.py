@@ -15,5 +15,8 @@ from app.ingest.inbox_writer import InboxWriter
 class AppState:
     settings: Settings
     engine: Engine
+    # Admin GETs read through this one (`make_engine(..., read_only=True)`): on SQLite they never
+    # wait for the write lock, and on both databases a write through it fails.
+    read_engine: Engine
     inbox_writer: InboxWriter
     extras: dict[str, Any] = field(default_factory=dict)

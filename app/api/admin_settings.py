@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from sqlmodel import Session, col, select
 
-from app.api.deps import AdminAuth, SessionDep
+from app.api.deps import AdminAuth, ReadSessionDep, SessionDep
 from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut, ZoomUserPatch
 from app.db import utcnow
 from app.models import Connection, PortalSettings, Webinar, ZoomUser
@@ -22,7 +22,18 @@ def portal_account_ids(session: Session, portal_id: int) -> list[str]:
     return list(ids)
 
 
+def read_portal_settings(session: Session, portal_id: int) -> PortalSettings:
+    """The portal's settings, or the defaults while none are saved; never writes (for GETs).
+
+    The defaults object is not added to the session: it is only read, and saving it is left to
+    the first PATCH.
+    """
+    saved = session.get(PortalSettings, portal_id)
+    return saved if saved is not None else PortalSettings(portal_id=portal_id)
+
+
 def load_portal_settings(session: Session, portal_id: int) -> PortalSettings:
+    """The portal's settings row, created with the defaults when missing (for writes)."""
     settings = session.get(PortalSettings, portal_id)
     if settings is None:
         settings = PortalSettings(portal_id=portal_id)
@@ -49,9 +60,9 @@ def _settings_out(s: PortalSettings) -> PortalSettingsOut:
 
 
 @router.get("/portals/{portal_id}/settings")
-def get_settings(portal_id: int, session: SessionDep) -> PortalSettingsOut:
+def get_settings(portal_id: int, session: ReadSessionDep) -> PortalSettingsOut:
     portal_account_ids(session, portal_id)
-    return _settings_out(load_portal_settings(session, portal_id))
+    return _settings_out(read_portal_settings(session, portal_id))
 
 
 @router.patch("/portals/{portal_id}/settings", responses={404: {}, 409: {}, 422: {}})
@@ -73,7 +84,7 @@ def patch_settings(portal_id: int, patch: PortalSettingsPatch, session: SessionD
 
 
 @router.get("/portals/{portal_id}/zoom-users")
-def list_zoom_users(portal_id: int, session: SessionDep) -> list[ZoomUserOut]:
+def list_zoom_users(portal_id: int, session: ReadSessionDep) -> list[ZoomUserOut]:
     accounts = portal_account_ids(session, portal_id)
     users = session.exec(
         select(ZoomUser)

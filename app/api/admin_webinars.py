@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -12,20 +15,47 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from app.api.admin_settings import load_portal_settings, portal_account_ids
-from app.api.deps import AdminAuth, SessionDep
-from app.models import AuditEntry, ExcludedEmail, OutboxOp, OutboxState, Webinar
+from app.api.admin_settings import portal_account_ids, read_portal_settings
+from app.api.deps import AdminAuth, ReadSessionDep, SessionDep
+from app.models import (
+    AttendanceMark,
+    AuditEntry,
+    ExcludedEmail,
+    InboxEvent,
+    InboxState,
+    OutboxOp,
+    OutboxState,
+    PortalSettings,
+    Recording,
+    Registration,
+    Webinar,
+)
 from app.pull.schedule import latest_job, sync_job_out
 from app.sync.planner import (
     OpKind,
+    WebinarKey,
     exclusion_counts,
-    refresh_webinar_audit,
     webinar_people_counts,
     webinar_skip_reason,
 )
 from app.worker.inbox_processor import enqueue_replan
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
+
+
+class SyncState(StrEnum):
+    """What a person wants to know about a webinar's sync, in the order the checks apply."""
+
+    OFF = "off"  # not synced: the settings (or an unsupported webinar) rule it out
+    ERROR = "error"  # something of it failed for good (until a replay or Sync now)
+    SYNCING = "syncing"  # work of it is pending: events to process or operations to deliver
+    WAITING = "waiting"  # syncs, but no registrations, attendance or recordings received yet
+    SYNCED = "synced"  # data received, nothing pending, nothing failed
+
+
+class SyncErrorReason(StrEnum):
+    EVENT_FAILED = "event_failed"  # a Zoom event of the webinar failed or can never be processed
+    DELIVERY_FAILED = "delivery_failed"  # an operation for HubSpot failed after its last attempt
 
 
 class WebinarCounts(BaseModel):
@@ -55,7 +85,9 @@ class WebinarOut(BaseModel):
     join_url: str | None
     deleted: bool
     sync_enabled: bool | None
-    sync_state: str  # "syncing" | "skipped"
+    sync_state: SyncState
+    # `off`: why it does not sync (the skip reason); `error`: what failed (see SyncErrorReason).
+    sync_state_reason: str | None
     skip_reason: str | None
     unsupported_reason: str | None
     counts: WebinarCounts
@@ -101,9 +133,95 @@ def find_webinar(session: Session, portal_id: int, webinar_id: str) -> Webinar:
     return webinar
 
 
-def _webinar_out(session: Session, portal_id: int, webinar: Webinar) -> WebinarOut:
-    settings = load_portal_settings(session, portal_id)
+# Outbox kinds that belong to one webinar. Contact refreshes belong to an email (webinar_id NULL).
+_WEBINAR_OP_KINDS = sorted(k.value for k in OpKind if k is not OpKind.CONTACT_REFRESH)
+_INBOX_FAILED = (InboxState.FAILED.value, InboxState.DEAD.value)
+
+
+@dataclass
+class _Work:
+    """A page of webinars' unfinished work and whether they have data, from batched queries."""
+
+    pending: set[WebinarKey]
+    event_failed: set[WebinarKey]
+    delivery_failed: set[WebinarKey]
+    with_data: set[WebinarKey]
+
+
+def _load_work(session: Session, portal_id: int, webinars: Sequence[Webinar]) -> _Work:
+    """A few GROUP BY queries for the whole page (not a query per webinar)."""
+    keys = {(w.zoom_account_id, w.webinar_id) for w in webinars}
+    accounts = sorted({a for a, _ in keys})
+    ids = sorted({w for _, w in keys})
+    work = _Work(set(), set(), set(), set())
+    if not keys:
+        return work
+    outbox = session.exec(
+        select(OutboxOp.zoom_account_id, OutboxOp.webinar_id, OutboxOp.state)
+        .where(
+            col(OutboxOp.state).in_([OutboxState.PENDING.value, OutboxState.FAILED.value]),
+            OutboxOp.portal_id == portal_id,
+            col(OutboxOp.kind).in_(_WEBINAR_OP_KINDS),
+            col(OutboxOp.zoom_account_id).in_(accounts),
+            col(OutboxOp.webinar_id).in_(ids),
+        )
+        .group_by(col(OutboxOp.zoom_account_id), col(OutboxOp.webinar_id), col(OutboxOp.state))
+    ).all()
+    for account, webinar_id, state in outbox:
+        key = (account, str(webinar_id))
+        (work.pending if state == OutboxState.PENDING.value else work.delivery_failed).add(key)
+    # Events stored without an account id (rare) belong to the webinar with their webinar id.
+    inbox = session.exec(
+        select(InboxEvent.zoom_account_id, InboxEvent.webinar_id, InboxEvent.state)
+        .where(
+            col(InboxEvent.webinar_id).in_(ids),
+            col(InboxEvent.state).in_([InboxState.PENDING.value, *_INBOX_FAILED]),
+            or_(col(InboxEvent.zoom_account_id).in_(accounts), col(InboxEvent.zoom_account_id).is_(None)),
+        )
+        .group_by(col(InboxEvent.zoom_account_id), col(InboxEvent.webinar_id), col(InboxEvent.state))
+    ).all()
+    for event_account, event_webinar, event_state in inbox:
+        matched = {k for k in keys if k[1] == event_webinar and event_account in (None, k[0])}
+        (work.pending if event_state == InboxState.PENDING.value else work.event_failed).update(matched)
+    # Data received: registrations, attendance or recordings (what people-level operations come from).
+    for model in (Registration, AttendanceMark, Recording):
+        found = session.exec(
+            select(model.zoom_account_id, model.webinar_id)
+            .where(col(model.zoom_account_id).in_(accounts), col(model.webinar_id).in_(ids))
+            .distinct()
+        ).all()
+        work.with_data |= {(a, w) for a, w in found} & keys
+    return work
+
+
+def sync_state(skip: str | None, key: WebinarKey, work: _Work) -> tuple[SyncState, str | None]:
+    """(state, reason): `off` names the skip reason, `error` what failed."""
+    if skip is not None:
+        return SyncState.OFF, skip
+    if key in work.event_failed:
+        return SyncState.ERROR, SyncErrorReason.EVENT_FAILED.value
+    if key in work.delivery_failed:
+        return SyncState.ERROR, SyncErrorReason.DELIVERY_FAILED.value
+    if key in work.pending:
+        return SyncState.SYNCING, None
+    if key not in work.with_data:
+        return SyncState.WAITING, None
+    return SyncState.SYNCED, None
+
+
+def _webinar_outs(session: Session, portal_id: int, webinars: Sequence[Webinar]) -> list[WebinarOut]:
+    settings = read_portal_settings(session, portal_id)
+    work = _load_work(session, portal_id, webinars)
+    return [_webinar_out(session, portal_id, settings, work, w) for w in webinars]
+
+
+def _webinar_out(
+    session: Session, portal_id: int, settings: PortalSettings, work: _Work, webinar: Webinar
+) -> WebinarOut:
     skip = webinar_skip_reason(session, settings, webinar)
+    state, reason = sync_state(
+        skip.value if skip is not None else None, (webinar.zoom_account_id, webinar.webinar_id), work
+    )
     people = webinar_people_counts(session, webinar)
     emails, participants = exclusion_counts(session, portal_id, webinar)
     state_ops = select(func.count()).where(
@@ -136,7 +254,8 @@ def _webinar_out(session: Session, portal_id: int, webinar: Webinar) -> WebinarO
         join_url=webinar.join_url,
         deleted=webinar.deleted_at is not None,
         sync_enabled=webinar.sync_enabled,
-        sync_state="skipped" if skip is not None else "syncing",
+        sync_state=state.value,
+        sync_state_reason=reason,
         skip_reason=skip.value if skip is not None else None,
         unsupported_reason=webinar.unsupported_reason,
         counts=WebinarCounts(
@@ -167,7 +286,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
 @router.get("/portals/{portal_id}/webinars")
 def list_webinars(
     portal_id: int,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> WebinarPage:
@@ -197,14 +316,15 @@ def list_webinars(
     ).all()
     page = list(rows[:limit])
     return WebinarPage(
-        items=[_webinar_out(session, portal_id, w) for w in page],
+        items=_webinar_outs(session, portal_id, page),
         next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
     )
 
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}", responses={404: {}})
-def get_webinar(portal_id: int, webinar_id: str, session: SessionDep) -> WebinarOut:
-    return _webinar_out(session, portal_id, find_webinar(session, portal_id, webinar_id))
+def get_webinar(portal_id: int, webinar_id: str, session: ReadSessionDep) -> WebinarOut:
+    [out] = _webinar_outs(session, portal_id, [find_webinar(session, portal_id, webinar_id)])
+    return out
 
 
 @router.patch("/portals/{portal_id}/webinars/{webinar_id}", responses={404: {}, 422: {}})
@@ -215,33 +335,48 @@ def patch_webinar(portal_id: int, webinar_id: str, patch: WebinarPatch, session:
     # What was skipped while sync was off fills in now (and exclusions/audit follow the new switch).
     enqueue_replan(session, webinar.zoom_account_id, webinar.webinar_id)
     session.flush()
-    return _webinar_out(session, portal_id, webinar)
+    [out] = _webinar_outs(session, portal_id, [webinar])
+    return out
 
 
-@router.get("/portals/{portal_id}/webinars/{webinar_id}/audit-log", responses={404: {}})
+@router.get("/portals/{portal_id}/webinars/{webinar_id}/audit-log", responses={404: {}, 422: {}})
 def audit_log(
     portal_id: int,
     webinar_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    after_id: Annotated[int | None, Query(ge=0)] = None,
+    after_id: Annotated[
+        int | None,
+        Query(ge=0, description="the next page: the entries after this one (the last seen); 0: all"),
+    ] = None,
 ) -> list[AuditEntryOut]:
+    """Oldest first by `at`, then by id. An aggregated entry (one per cause, with counts) has the
+    time its content last changed as `at`; the worker keeps these current, this GET only reads."""
     webinar = find_webinar(session, portal_id, webinar_id)
-    refresh_webinar_audit(session, webinar)  # the worker refreshes these lazily; never show stale counts
-    session.flush()
     query = select(AuditEntry).where(
         AuditEntry.portal_id == portal_id,
         AuditEntry.zoom_account_id == webinar.zoom_account_id,
         AuditEntry.webinar_id == webinar.webinar_id,
     )
-    if after_id is not None:
-        query = query.where(col(AuditEntry.id) > after_id)
-    rows = session.exec(query.order_by(col(AuditEntry.id)).limit(limit)).all()
+    if after_id:
+        anchor = session.exec(query.where(AuditEntry.id == after_id)).first()
+        if anchor is None:
+            raise HTTPException(
+                422,
+                detail=[{"loc": ["query", "after_id"], "msg": f"no audit entry {after_id} in this log"}],
+            )
+        query = query.where(
+            or_(
+                col(AuditEntry.at) > anchor.at,
+                and_(col(AuditEntry.at) == anchor.at, col(AuditEntry.id) > after_id),
+            )
+        )
+    rows = session.exec(query.order_by(col(AuditEntry.at), col(AuditEntry.id)).limit(limit)).all()
     return [AuditEntryOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}/excluded-emails", responses={404: {}})
-def excluded_emails(portal_id: int, webinar_id: str, session: SessionDep) -> list[ExcludedEmailOut]:
+def excluded_emails(portal_id: int, webinar_id: str, session: ReadSessionDep) -> list[ExcludedEmailOut]:
     webinar = find_webinar(session, portal_id, webinar_id)
     rows = session.exec(
         select(ExcludedEmail)

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from sqlmodel import Session
 
 from app.config import Settings
-from app.db import unit_of_work
+from app.db import read_session, unit_of_work
 from app.security import bearer_token_matches
 from app.state import AppState
 
@@ -30,8 +30,30 @@ async def get_settings_dep(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
+# Methods that must not change anything (RFC 9110 "safe" methods).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_read_session(state: StateDep) -> Iterator[Session]:
+    """For handlers that only read (every admin GET): a read-only session that never commits.
+
+    On SQLite it never waits for the write lock the worker and the webhook writer take, so a GET
+    answers while a batch is being written; on both databases a write through it fails loudly.
+    """
+    with read_session(state.read_engine) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+
+def get_session(request: Request, state: StateDep) -> Iterator[Session]:
     # The request is the unit of work: commit once at the end, roll back on any error.
+    # A GET never writes: even one that asks for this dependency gets a read-only session.
+    if request.method in READ_METHODS:
+        with read_session(state.read_engine) as session:
+            yield session
+        return
     with unit_of_work(state.engine) as session:
         yield session
 
