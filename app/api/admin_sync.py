@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.admin_settings import portal_account_ids
 from app.api.admin_webinars import find_webinar
-from app.api.deps import AdminAuth, SessionDep, StateDep
+from app.api.deps import AdminAuth, ReadSessionDep, SessionDep, StateDep
 from app.models import SyncJob
 from app.pull.backfill import open_backfill_in, parse_range
 from app.pull.schedule import request_sync_now, sync_job_out
@@ -105,7 +105,7 @@ def start_backfill(portal_id: int, body: BackfillIn, session: SessionDep, state:
 
 
 @router.get("/portals/{portal_id}/sync-jobs/{job_id}", response_model=SyncJobOut, responses={404: {}})
-def get_sync_job(portal_id: int, job_id: str, session: SessionDep) -> Any:
+def get_sync_job(portal_id: int, job_id: str, session: ReadSessionDep) -> Any:
     portal_account_ids(session, portal_id)
     job = session.get(SyncJob, job_id)
     if job is None or job.portal_id != portal_id:

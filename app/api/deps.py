@@ -30,10 +30,6 @@ async def get_settings_dep(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-# Methods that must not change anything (RFC 9110 "safe" methods).
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 def get_read_session(state: StateDep) -> Iterator[Session]:
     """For handlers that only read (every admin GET): a read-only session that never commits.
 
@@ -47,13 +43,9 @@ def get_read_session(state: StateDep) -> Iterator[Session]:
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
-def get_session(request: Request, state: StateDep) -> Iterator[Session]:
-    # The request is the unit of work: commit once at the end, roll back on any error.
-    # A GET never writes: even one that asks for this dependency gets a read-only session.
-    if request.method in READ_METHODS:
-        with read_session(state.read_engine) as session:
-            yield session
-        return
+def get_session(state: StateDep) -> Iterator[Session]:
+    # The request is the unit of work: commit once at the end, roll back on any error. Handlers
+    # that only read take ReadSessionDep instead.
     with unit_of_work(state.engine) as session:
         yield session
 

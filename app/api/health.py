@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.api.deps import AdminAuth, SessionDep, StateDep
+from app.api.deps import AdminAuth, ReadSessionDep, StateDep
 from app.api.schemas import StatusOut
 from app.metrics import REGISTRY
 from app.migrations import schema_problem
@@ -42,7 +42,7 @@ def metrics() -> Response:
 
 
 @router.get("/api/v1/status", dependencies=[AdminAuth], tags=["admin"])
-def status(session: SessionDep, state: StateDep) -> StatusOut:
+def status(session: ReadSessionDep, state: StateDep) -> StatusOut:
     counts = status_counts(session)
     # Workflow-action answers already sent and still being recorded in this process.
     actions = state.extras.get("action_service")

@@ -502,8 +502,9 @@ def refresh_webinar_audit(session: Session, webinar: Webinar) -> None:
 
     Kept out of the worker's batch transaction on purpose: these rows are shared by every batch of
     a webinar, and updating them inside the batch held their lock until commit, serialising workers.
-    The worker refreshes them after its batches (throttled, and always once it is idle) and the
-    audit-log endpoint refreshes before it answers, so a reader never sees stale counts.
+    The worker refreshes them after its batches (throttled), inside the batch that empties the
+    inbox, and once it is idle: whoever sees nothing pending reads current counts, and the
+    audit-log endpoint only reads.
     """
     for conn in connections_for(session, webinar.zoom_account_id):
         settings = load_settings(session, conn.portal_id)

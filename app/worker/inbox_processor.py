@@ -104,16 +104,24 @@ class InboxProcessor:
             return
         try:
             with unit_of_work(self.engine) as session:
-                for _key, webinar in sorted(load_webinars(session, due).items()):
-                    refresh_webinar_audit(session, webinar)
+                self._refresh(session, due)
         except (IntegrityError, OperationalError):
             return  # another worker refreshed the same entries at the same moment; try next round
-        for key in due:
+        self._refreshed(due, now)
+
+    def _refresh(self, session: Session, keys: list[WebinarKey]) -> None:
+        for _key, webinar in sorted(load_webinars(session, keys).items()):
+            refresh_webinar_audit(session, webinar)
+
+    def _refreshed(self, keys: list[WebinarKey], at: float) -> None:
+        for key in keys:
             self._dirty_audits.discard(key)
-            self._audit_refreshed_at[key] = now
+            self._audit_refreshed_at[key] = at
 
     def run_once(self) -> BatchOutcome:
         """Process one batch. Returns what happened (claimed == 0 means the inbox is idle)."""
+        drained = False
+        refreshed: list[WebinarKey] = []
         try:
             with unit_of_work(self.engine) as session:
                 rows = self._claim(session)
@@ -122,6 +130,15 @@ class InboxProcessor:
                 else:
                     idle = False
                     outcome = self._process(session, rows)
+                    drained = len(rows) < self.config.batch_size
+                    if drained:
+                        # The inbox is empty once this commits: the aggregated entries are brought
+                        # up to date in the same transaction, so nobody who sees "nothing pending"
+                        # reads stale counts (a conflict rolls the batch back; it is simply retried).
+                        refreshed = sorted(self._dirty_audits)
+                        self._refresh(session, refreshed)
+            if not idle and drained:
+                self._refreshed(refreshed, time.monotonic())
             if idle:
                 self.refresh_audits(force=True)
                 return BatchOutcome()
