@@ -2,7 +2,7 @@
 """One entry point that works on a fresh machine with only Python 3.11+.
 
     python3 dev.py run     # the service on the embedded default (SQLite in ./data, worker in-process)
-    python3 dev.py test    # the whole test suite (extra arguments go to pytest)
+    python3 dev.py test    # the whole test suite, one process per core (extra arguments go to pytest)
     python3 dev.py lint    # ruff (lint + format check) and mypy
 
 Each command first makes ./.venv and installs the project into it when pyproject.toml changed.
@@ -60,7 +60,12 @@ def main(argv: list[str]) -> int:
     if command == "run":
         return run_in_env(["-m", "app.cli", "serve", *rest])
     if command == "test":
-        return run_in_env(["-m", "pytest", *rest])
+        # Tests spend most of their time waiting (services, sandboxes, databases): one process per
+        # core halves the suite's time. `-n 0` (or any -n) given by the caller wins.
+        parallel = (
+            [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "auto"]
+        )
+        return run_in_env(["-m", "pytest", *parallel, *rest])
     checks = [
         ["-m", "ruff", "check", "app", "tests", "bench", "alembic", "dev.py"],
         ["-m", "ruff", "format", "--check", "app", "tests", "bench", "dev.py"],
