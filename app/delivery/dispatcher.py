@@ -109,7 +109,7 @@ class DispatchConfig:
     # Quiet period before attendance (and a registration time Zoom did not state) counts as final;
     # `build_dispatcher` sets it from ATTENDANCE_SETTLE_S. See app.sync.finality.
     settle_s: float = 0.0
-    # Contact values and marketing states are held back while Zoom's events still wait in the inbox
+    # A person's operations (HELD_KINDS) are held back while Zoom's events still wait in the inbox
     # (a burst: each would be sent again after every change), but never longer than this.
     hold_max_s: float = 30.0
 
