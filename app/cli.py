@@ -38,8 +38,8 @@ def serve(
     ),
 ) -> None:
     """Migrate the database, then run the API (and, with RUN_WORKER=true, the worker). With no Zoom or
-    HubSpot credentials on SQLite, run the demo: both sandboxes in-process and a webinar played
-    through them (ZOOM_HUBSPOT_DEMO=0 turns it off)."""
+    HubSpot setting at all on SQLite (or ZOOM_HUBSPOT_DEMO=1), run the demo: both sandboxes
+    in-process and a webinar played through them (ZOOM_HUBSPOT_DEMO=0 turns it off)."""
     from app.demo import URL_ENV as DEMO_URL_ENV
     from app.demo import demo_wanted
 
@@ -63,7 +63,7 @@ def serve(
 
 
 def _print_banner(settings: Settings, host: str, port: int, token: str | None, *, demo: bool = False) -> None:
-    from app.demo import demo_database_url
+    from app.demo import demo_database_url, real_settings_set
 
     base = f"http://{host}:{port}"
     database = demo_database_url(settings.database_url) if demo else settings.database_url
@@ -75,10 +75,22 @@ def _print_banner(settings: Settings, host: str, port: int, token: str | None, *
     if token is not None:
         lines.append("  Admin token (kept in ./data/admin-token): " + token)
     if demo:
+        real = real_settings_set(settings)
+        why = (
+            f"ZOOM_HUBSPOT_DEMO=1 asked for it; the configured {', '.join(real)} is ignored"
+            if real
+            else "no Zoom or HubSpot setting is configured"
+        )
+        rule = "  " + "=" * 78
         lines += [
-            "  demo mode: no credentials set, running with sandboxes "
-            "(set HUBSPOT_ACCESS_TOKEN / ZOOM_* for real accounts)",
-            "  A webinar is being played through the Zoom and HubSpot sandboxes; its summary follows.",
+            rule,
+            "  DEMO MODE: " + why + ".",
+            "  Zoom and HubSpot are in-process sandboxes, open WITHOUT AUTH under /sandbox/*; nothing",
+            "  reaches a real account, and the demo database is made afresh at every start.",
+            "  Set ZOOM_WEBHOOK_SECRET_TOKEN, HUBSPOT_ACCESS_TOKEN, ZOOM_* … (README) to run for real;",
+            "  ZOOM_HUBSPOT_DEMO=0 never runs the demo.",
+            rule,
+            "  demo mode: a webinar is played through the Zoom and HubSpot sandboxes; its summary follows.",
         ]
     else:
         if not settings.zoom_webhook_secrets:

@@ -11,9 +11,11 @@ deleted contact, an invalid email, a guest whose email Zoom removed), joins and 
 then a cloud recording with its transcript. When the service has nothing pending, the task prints a
 summary of what landed in the HubSpot sandbox and ``curl`` commands to look around.
 
-Real credentials always win: the demo runs only on SQLite and only when none of
-``HUBSPOT_ACCESS_TOKEN``, ``ZOOM_ACCOUNT_ID``, ``ZOOM_CLIENT_ID``, ``ZOOM_CLIENT_SECRET`` is set.
-``ZOOM_HUBSPOT_DEMO=0`` turns it off (the plain service then runs, with nothing connected).
+Real configuration always wins: unless asked for with ``ZOOM_HUBSPOT_DEMO=1``, the demo runs only on
+SQLite and only when no Zoom or HubSpot setting is set (:data:`REAL_SETTINGS`: a half-way set-up, say a
+webhook secret and a portal id but no token yet, runs the plain service, never the demo with its open
+sandbox routes). ``ZOOM_HUBSPOT_DEMO=0`` turns it off (the plain service then runs, with nothing
+connected).
 
 The demo keeps its own database next to the configured SQLite file (``zoom_hubspot.db`` →
 ``zoom_hubspot-demo.db``) and starts it afresh on every run: the sandboxes live in memory, so their
@@ -56,17 +58,21 @@ __all__ = [
     "ACCOUNT_ID",
     "DEMO_ENV",
     "PORTAL_ID",
+    "REAL_SETTINGS",
     "URL_ENV",
     "DemoRun",
     "create_demo_app",
     "demo_database_url",
     "demo_of",
     "demo_wanted",
+    "real_settings_set",
 ]
 
 log = logging.getLogger(__name__)
 
-DEMO_ENV = "ZOOM_HUBSPOT_DEMO"  # "0" / "false" / "no" / "off": never run the demo
+DEMO_ENV = (
+    "ZOOM_HUBSPOT_DEMO"  # "1": run the demo; "0" / "false" / "no" / "off": never; unset: see demo_wanted
+)
 URL_ENV = "ZOOM_HUBSPOT_DEMO_URL"  # where the server listens (set by `serve`), for the printed commands
 
 PORTAL_ID = 7_700_001
@@ -115,14 +121,44 @@ _OFF = {"0", "false", "no", "off"}
 # --------------------------------------------------------------------------------------------------
 
 
+# Settings that configure a real Zoom or HubSpot side (CONTRACT.md §1). Any one of them means an operator
+# is setting the service up for real: the demo (open sandbox routes, a throw-away database, its own
+# webhook secret) must then never start by itself. ADMIN_API_TOKEN is not among them: the demo uses it.
+REAL_SETTINGS = (
+    "zoom_webhook_secret_token",
+    "zoom_account_id",
+    "zoom_client_id",
+    "zoom_client_secret",
+    "hubspot_portal_id",
+    "hubspot_access_token",
+    "hubspot_app_id",
+    "hubspot_client_secret",
+    "hubspot_developer_api_key",
+)
+_ON = {"1", "true", "yes", "on"}
+
+
+def real_settings_set(settings: Settings) -> list[str]:
+    """The environment names of the real Zoom/HubSpot settings that are set (empty values do not count)."""
+    found = []
+    for name in REAL_SETTINGS:
+        value = getattr(settings, name)
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if value not in (None, ""):
+            found.append(name.upper())
+    return found
+
+
 def demo_wanted(settings: Settings) -> bool:
-    """SQLite, no real Zoom or HubSpot credentials, and not turned off with ``ZOOM_HUBSPOT_DEMO=0``."""
-    if os.environ.get(DEMO_ENV, "").strip().lower() in _OFF:
+    """``ZOOM_HUBSPOT_DEMO=1`` asks for the demo, ``=0`` never runs it; unset, the demo runs only when
+    nothing real is configured: SQLite and none of :data:`REAL_SETTINGS`."""
+    choice = os.environ.get(DEMO_ENV, "").strip().lower()
+    if choice in _OFF:
         return False
-    secret = settings.zoom_client_secret.get_secret_value() if settings.zoom_client_secret else ""
-    token = settings.hubspot_access_token.get_secret_value() if settings.hubspot_access_token else ""
-    credentials = (token, settings.zoom_account_id, settings.zoom_client_id, secret)
-    return settings.is_sqlite and not any(credentials)
+    if choice in _ON:
+        return True
+    return settings.is_sqlite and not real_settings_set(settings)
 
 
 def demo_database_url(database_url: str) -> str:
@@ -236,6 +272,14 @@ def create_demo_app(
     reached, for the printed commands (default ``$ZOOM_HUBSPOT_DEMO_URL``, else ``PUBLIC_BASE_URL``).
     """
     base = base or Settings()
+    real = real_settings_set(base)
+    log.warning(
+        "DEMO MODE: Zoom and HubSpot are in-process sandboxes, open without auth under %s and %s; "
+        "nothing reaches a real account, and the demo database is made afresh at every start%s",
+        HUBSPOT_MOUNT,
+        ZOOM_MOUNT,
+        f" (ignoring the configured {', '.join(real)})" if real else "",
+    )
     url = (base_url or os.environ.get(URL_ENV) or base.public_base_url).rstrip("/")
     token = base.admin_api_token.get_secret_value() if base.admin_api_token else secrets.token_urlsafe(24)
     settings = _demo_settings(base, token, url)

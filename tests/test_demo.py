@@ -19,6 +19,7 @@ from app.demo import (
     ACCOUNT_ID,
     PORTAL_ID,
     TOPIC,
+    ZOOM_WEBHOOK_SECRET,
     DemoRun,
     create_demo_app,
     demo_database_url,
@@ -26,6 +27,8 @@ from app.demo import (
     demo_wanted,
 )
 from app.hubspot_setup import TEMPLATE_RECORDABLE_EVENT
+from app.main import create_app
+from app.sandbox.zoom_webhooks import make_delivery
 
 pytestmark = pytest.mark.anyio
 
@@ -208,6 +211,19 @@ def test_demo_wanted_only_without_credentials_on_sqlite(monkeypatch: pytest.Monk
     assert not demo_wanted(settings(zoom_account_id="acct"))
     assert not demo_wanted(settings(zoom_client_id="id"))
     assert not demo_wanted(settings(zoom_client_secret="secret"))
+    # A half-way set-up (a webhook secret and a portal, no token yet) is a real one: never the demo.
+    half_way = {
+        "zoom_webhook_secret_token": "zoom-secret",
+        "admin_api_token": "admin",
+        "hubspot_portal_id": 123,
+        "hubspot_client_secret": "hs-secret",
+    }
+    assert not demo_wanted(settings(**half_way))
+    for name in ("zoom_webhook_secret_token", "hubspot_portal_id", "hubspot_client_secret", "hubspot_app_id"):
+        assert not demo_wanted(settings(**{name: 7 if name == "hubspot_portal_id" else "x"})), name
+    assert demo_wanted(settings(admin_api_token="admin"))  # the demo uses the admin token
+    monkeypatch.setenv("ZOOM_HUBSPOT_DEMO", "1")  # asked for explicitly
+    assert demo_wanted(settings(**half_way))
     monkeypatch.setenv("ZOOM_HUBSPOT_DEMO", "0")
     assert not demo_wanted(settings())
     assert demo_database_url("sqlite:///./data/zoom_hubspot.db") == "sqlite:///data/zoom_hubspot-demo.db"
@@ -236,5 +252,58 @@ def test_serve_runs_the_demo_without_credentials(
         assert "demo mode" not in result.output
     else:
         assert args == ("app.demo:create_demo_app",) and kwargs["factory"] is True
-        assert "demo mode: no credentials set, running with sandboxes" in result.output
+        assert "DEMO MODE: no Zoom or HubSpot setting is configured" in result.output
+        assert "WITHOUT AUTH" in result.output
         assert cli_module.os.environ["ZOOM_HUBSPOT_DEMO_URL"] == "http://127.0.0.1:8123"
+
+
+async def test_a_half_way_setup_runs_the_plain_service_with_no_sandbox_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set-up seen half-way (webhook secret, admin token, portal, client secret; no HubSpot token
+    or Zoom OAuth yet): `serve` starts the real service, on the configured database, where the
+    configured Zoom secret verifies deliveries and no sandbox route exists."""
+    monkeypatch.chdir(tmp_path)
+    for name in (*CREDENTIALS, "ZOOM_HUBSPOT_DEMO", "ZOOM_HUBSPOT_DEMO_URL"):
+        monkeypatch.delenv(name, raising=False)
+    database = f"sqlite:///{tmp_path / 'data' / 'zoom_hubspot.db'}"
+    env = {
+        "DATABASE_URL": database,
+        "ZOOM_WEBHOOK_SECRET_TOKEN": "configured-zoom-secret",
+        "ADMIN_API_TOKEN": "configured-admin-token",
+        "HUBSPOT_PORTAL_ID": "4242",
+        "HUBSPOT_CLIENT_SECRET": "configured-hs-secret",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(cli_module.uvicorn, "run", lambda *a, **kw: calls.append(a))
+    result = CliRunner().invoke(cli_module.cli, ["serve", "--port", "8124"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("app.main:app",)]
+    assert "DEMO MODE" not in result.output and "demo mode" not in result.output
+
+    app = create_app(Settings(_env_file=None, auto_migrate=True, run_worker=False))  # type: ignore[call-arg]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            for path in (
+                "/sandbox/hubspot/_sandbox/state",
+                "/sandbox/zoom/_sandbox/faults",
+                "/sandbox/hubspot/",
+            ):
+                assert (await client.get(path)).status_code == 404, path
+                assert (await client.post(path, json={"down": True})).status_code in (404, 405), path
+            envelope = {
+                "event": "webinar.created",
+                "event_ts": 1,
+                "payload": {"account_id": "a", "object": {"id": 81000000001}},
+            }
+            signed = make_delivery("configured-zoom-secret", envelope)
+            r = await client.post("/webhooks/zoom", content=signed.body, headers=signed.headers)
+            assert r.status_code == 200, r.text
+            demo_signed = make_delivery(ZOOM_WEBHOOK_SECRET, envelope)
+            r = await client.post("/webhooks/zoom", content=demo_signed.body, headers=demo_signed.headers)
+            assert r.status_code == 401, r.text
+    assert (tmp_path / "data" / "zoom_hubspot.db").exists()
+    assert not (tmp_path / "data" / "zoom_hubspot-demo.db").exists()
