@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
@@ -50,6 +50,7 @@ from app.util import chunks
 log = logging.getLogger(__name__)
 
 REPLAN_EVENT = "internal.replan"
+CONFLICTS_BEFORE_ISOLATING = 3
 AUDIT_REFRESH_S = 2.0
 
 
@@ -87,6 +88,7 @@ class InboxProcessor:
         self._skip_locked = engine.dialect.name == "postgresql"
         self._dirty_audits: set[WebinarKey] = set()
         self._audit_refreshed_at: dict[WebinarKey, float] = {}
+        self._conflicts = 0  # database conflicts in a row (see run_once)
 
     def refresh_audits(self, *, force: bool) -> None:
         """Refresh the aggregated audit entries of webinars this worker changed.
@@ -144,17 +146,26 @@ class InboxProcessor:
                 return BatchOutcome()
             INBOX_PROCESSED.labels("done").inc(outcome.done)
             INBOX_PROCESSED.labels("dead").inc(outcome.dead)
+            self._conflicts = 0
             self.refresh_audits(force=False)
             return outcome
         except (IntegrityError, OperationalError) as exc:
-            # Lost a race with another worker (same aggregate row, deadlock): nothing was
-            # committed, the rows stay pending and the next round takes them again.
+            # Usually a race lost to another worker (same aggregate row, deadlock): nothing was
+            # committed, the rows stay pending and the next round takes them again. The same error
+            # several rounds in a row is more likely one event that can never be written: then each
+            # event goes alone, so that one counts its attempts (and ends failed) and the rest drains.
+            self._conflicts += 1
+            if self._conflicts >= CONFLICTS_BEFORE_ISOLATING:
+                self._conflicts = 0
+                log.warning(
+                    "batch hit database errors %d times in a row; isolating its events",
+                    CONFLICTS_BEFORE_ISOLATING,
+                    extra={"error": type(exc).__name__},
+                )
+                return self._process_one_by_one()
             log.warning(
                 "batch rolled back after a database conflict; retrying",
-                extra={
-                    "error": type(exc).__name__,
-                    "detail": str(getattr(exc, "orig", exc)).splitlines()[0][:300],
-                },
+                extra={"error": type(exc).__name__, "detail": error_text(exc)[:300]},
             )
             return BatchOutcome(errors=[f"conflict: {type(exc).__name__}"])
         except Exception:
@@ -263,6 +274,12 @@ class InboxProcessor:
                         total.claimed += one.claimed
                         total.done += one.done
                         total.dead += one.dead
+            except DBAPIError as exc:
+                # The database refused what the event would write: its answer is the reason; the
+                # statement and its parameters (personal data) stay out of logs and last_error.
+                log.warning("inbox event failed", extra={"inbox_id": event_id, "error": error_text(exc)})
+                total.claimed += 1
+                self._record_failure(event_id, exc, total)
             except Exception as exc:
                 log.exception("inbox event failed", extra={"inbox_id": event_id})
                 total.claimed += 1
@@ -270,7 +287,7 @@ class InboxProcessor:
         return total
 
     def _record_failure(self, event_id: int, exc: Exception, total: BatchOutcome) -> None:
-        message = f"{type(exc).__name__}: {exc}"[:2000]
+        message = error_text(exc)[:2000]
         with unit_of_work(self.engine) as session:
             row = session.get(InboxEvent, event_id)
             if row is None:
@@ -302,6 +319,15 @@ class InboxProcessor:
                 message=f"a Zoom event ({row.event}) could not be processed after {row.attempts} attempts",
                 details={"reason": "event_processing_failed", "inbox_id": row.id, "error": message},
             )
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, in one line: for a database error the database's own message, without the
+    SQL statement and its parameters."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        lines = str(exc.orig).strip().splitlines() or [""]
+        return f"{type(exc.orig).__name__}: {lines[0]}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True, slots=True)
