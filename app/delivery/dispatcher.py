@@ -99,7 +99,9 @@ ATTENDANCE_TEMPLATE = TEMPLATE_ATTENDANCE
 class DispatchConfig:
     batch_size: int = 100  # HubSpot's batch limit
     claim_limit: int = 2000
-    lease_s: float = 120.0
+    # Claimed operations are leased; a heartbeat renews the lease every third of it while the round
+    # runs, so a long round keeps them and a killed worker's operations are free again within this.
+    lease_s: float = 15.0
     max_attempts: int = 5  # for errors HubSpot will answer the same way again (4xx)
     give_up_after_s: float = 24 * 3600.0  # for outages (429, 5xx, transport): keep trying this long
     retry_base_s: float = 2.0
@@ -159,6 +161,8 @@ class Dispatcher:
         for op in ops:
             by_portal[op.portal_id].append(op)
         results: dict[int, Result] = {}
+        done_sending = asyncio.Event()
+        heartbeat = asyncio.create_task(self._keep_leases(ops, done_sending), name="outbox-lease-heartbeat")
         try:
             for portal_id, portal_ops in sorted(by_portal.items()):
                 results.update(await self._portal_round(portal_id, portal_ops))
@@ -170,8 +174,38 @@ class Dispatcher:
             error = f"{type(exc).__name__}: {exc}"[:500]
             for op in ops:
                 results.setdefault(op.id, Result(Verdict.RETRY, error=error, retryable=False))
+        finally:
+            # Stop renewing before finishing: a renewal must never land after the release.
+            done_sending.set()
+            await heartbeat
         await asyncio.to_thread(self._finish, ops, results, outcome)
         return outcome
+
+    async def _keep_leases(self, ops: list[ClaimedOp], done: asyncio.Event) -> None:
+        interval = self.config.lease_s / 3
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), timeout=interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(self._renew, ops)
+            except Exception:  # a missed renewal only shortens the lease; the round goes on
+                log.warning("outbox lease renewal failed", exc_info=True)
+
+    def _renew(self, ops: list[ClaimedOp]) -> None:
+        lease = self.now() + timedelta(seconds=self.config.lease_s)
+        table = OutboxOp.__table__  # type: ignore[attr-defined]
+        # In the planner's lock order (see _finish), so renewals cannot deadlock with its upserts.
+        ordered = sorted(ops, key=lambda o: (o.portal_id, o.kind, o.target_key))
+        with unit_of_work(self.engine) as session:
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("op_id"), table.c.locked_until.is_not(None))
+                .values(locked_until=lease),
+                [{"op_id": op.id} for op in ordered],
+            )
 
     async def _portal_round(self, portal_id: int, ops: list[ClaimedOp]) -> dict[int, Result]:
         client = self.client_for(portal_id)

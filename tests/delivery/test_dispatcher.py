@@ -9,6 +9,7 @@ the test moves forward, so retries and back-off need no real waiting.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import defaultdict
@@ -1093,3 +1094,39 @@ async def test_held_values_go_anyway_after_the_hold_limit(
     harness.clock.advance(timedelta(seconds=31))  # Zoom's events keep coming: values wait no longer
     await harness.dispatcher.run_once()
     assert len(sent(router, "upsert")) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Leases: a killed worker's operations are free again within the lease; a long round keeps them
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_a_killed_workers_operations_are_claimed_again_within_15_seconds(
+    database: Database, http: httpx.AsyncClient, fake: FakeHubSpot
+) -> None:
+    prepare(database, small_webinar())
+    killed = Harness(database, http)
+    claimed = await asyncio.to_thread(killed.dispatcher._claim)  # claims, then dies before finishing
+    assert claimed
+    survivor = Harness(database, http)
+    assert await asyncio.to_thread(survivor.dispatcher._claim) == []  # leased to the dead worker
+    survivor.clock.advance(timedelta(seconds=15.5))
+    again = await asyncio.to_thread(survivor.dispatcher._claim)
+    assert {op.id for op in again} == {op.id for op in claimed}
+
+
+async def test_a_long_round_renews_its_lease_and_stops_renewing_when_done(
+    database: Database, http: httpx.AsyncClient, fake: FakeHubSpot
+) -> None:
+    prepare(database, small_webinar())
+    worker = Harness(database, http, lease_s=0.3)
+    ops = await asyncio.to_thread(worker.dispatcher._claim)
+    done = asyncio.Event()
+    heartbeat = asyncio.create_task(worker.dispatcher._keep_leases(ops, done))
+    await asyncio.sleep(1.0)  # more than three leases: only renewals keep the operations
+    other = Harness(database, http, lease_s=0.3)
+    assert await asyncio.to_thread(other.dispatcher._claim) == []
+    done.set()
+    await heartbeat
+    await asyncio.sleep(0.5)  # no renewal after the round: the lease runs out
+    assert {op.id for op in await asyncio.to_thread(other.dispatcher._claim)} == {op.id for op in ops}
