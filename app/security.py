@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,23 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class SignatureFailure(Exception):
     reason: str
+
+
+# ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits ("¹²³"),
+# which int() then refuses. Header values arrive decoded as latin-1, so they can hold any byte.
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def is_ascii_digits(value: str, max_len: int) -> bool:
+    return len(value) <= max_len and _DIGITS.fullmatch(value) is not None
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of a computed (ASCII) signature with a header value of any content.
+
+    `hmac.compare_digest` raises TypeError for a str with non-ASCII characters: compare bytes.
+    """
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 def zoom_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -41,7 +59,7 @@ def verify_zoom_signature(
         raise SignatureFailure("missing x-zm-signature header")
     if not timestamp:
         raise SignatureFailure("missing x-zm-request-timestamp header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not is_ascii_digits(timestamp, 12):
         raise SignatureFailure("x-zm-request-timestamp must be whole seconds since the epoch")
     if abs(now - int(timestamp)) > tolerance_s:
         raise SignatureFailure(f"x-zm-request-timestamp is more than {tolerance_s} s from now")
@@ -50,7 +68,7 @@ def verify_zoom_signature(
     matched: str | None = None
     for secret in secrets:
         # No early exit: the time taken must not reveal which secret matched.
-        if hmac.compare_digest(zoom_signature(secret, timestamp, body), signature) and matched is None:
+        if _same(zoom_signature(secret, timestamp, body), signature) and matched is None:
             matched = secret
     if matched is None:
         raise SignatureFailure("x-zm-signature does not match")
@@ -63,7 +81,7 @@ def bearer_token_matches(authorization: str | None, expected: str) -> bool:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
-    return hmac.compare_digest(token.strip().encode(), expected.encode())
+    return _same(expected, token.strip())
 
 
 # --- HubSpot request signatures (reference/hubspot.md §1.6) --------------------------------------
@@ -124,12 +142,12 @@ def verify_hubspot_signature(
         timestamp = headers.get("x-hubspot-request-timestamp")
         if not timestamp:
             raise SignatureFailure("missing X-HubSpot-Request-Timestamp header")
-        if not timestamp.isdigit() or len(timestamp) > 16:
+        if not is_ascii_digits(timestamp, 16):
             raise SignatureFailure("X-HubSpot-Request-Timestamp must be milliseconds since the epoch")
         if abs(now_ms - int(timestamp)) > HUBSPOT_V3_MAX_AGE_MS:
             raise SignatureFailure("X-HubSpot-Request-Timestamp is more than 5 minutes from now")
         expected = hubspot_signature_v3(secret, method, uri, body, timestamp)
-        if not hmac.compare_digest(expected.encode(), v3.strip().encode()):
+        if not _same(expected, v3.strip()):
             raise SignatureFailure("X-HubSpot-Signature-v3 does not match")
         return "v3"
     signature = headers.get("x-hubspot-signature")
@@ -140,6 +158,6 @@ def verify_hubspot_signature(
         # v1 signs the body only, so it would accept a request replayed to any URL: not accepted here.
         raise SignatureFailure("X-HubSpot-Signature-Version must be v2 when v3 headers are absent")
     expected = hubspot_signature_v2(secret, method, uri, body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+    if not _same(expected, signature.strip().lower()):
         raise SignatureFailure("X-HubSpot-Signature does not match")
     return "v2"

@@ -26,9 +26,15 @@ from app.ingest.zoom_events import (
     EnvelopeError,
     inbox_row,
     parse_envelope,
+    unstorable_text,
 )
 from app.metrics import REQUEST_LATENCY, WEBHOOK_DELIVERIES
-from app.security import SignatureFailure, verify_zoom_signature, zoom_url_validation_token
+from app.security import (
+    SignatureFailure,
+    is_ascii_digits,
+    verify_zoom_signature,
+    zoom_url_validation_token,
+)
 from app.state import AppState
 
 log = logging.getLogger(__name__)
@@ -58,7 +64,9 @@ def _reject(status: int, detail: str, event: str = "unknown", outcome: str = "re
 
 
 async def _read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # A malformed Content-Length is left to the streaming count below (isdigit() alone would pass
+    # "¹²³", which int() refuses).
+    if declared is not None and is_ascii_digits(declared.strip(), 20) and int(declared) > limit:
         raise _TooLarge
     parts: list[bytes] = []
     size = 0
@@ -103,10 +111,9 @@ async def handle_zoom_webhook(
 
     if envelope.event == URL_VALIDATION:
         plain = envelope.body["payload"].get("plainToken")
-        if not isinstance(plain, str) or not plain:
-            return _reject(
-                400, "payload.plainToken must be a non-empty string", URL_VALIDATION, "bad_request"
-            )
+        if not isinstance(plain, str) or not plain or unstorable_text(plain) is not None:
+            reason = "payload.plainToken must be a non-empty string of plain text"
+            return _reject(400, reason, URL_VALIDATION, "bad_request")
         WEBHOOK_DELIVERIES.labels(URL_VALIDATION, "validated").inc()
         answer = {"plainToken": plain, "encryptedToken": zoom_url_validation_token(secret, plain)}
         return Answer(200, json.dumps(answer).encode())

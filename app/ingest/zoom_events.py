@@ -47,8 +47,61 @@ _PARTICIPANT_IDENTITY = (
 )
 
 
+# Zoom's envelopes nest about six levels; far deeper bodies are refused before any recursive code
+# (json.loads, the canonical key) could hit Python's recursion limit.
+MAX_DEPTH = 64
+
+
 class EnvelopeError(ValueError):
     """The body is not a Zoom event envelope; the message says why."""
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests containers more than `limit` levels deep (iterative)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def unstorable_text(value: str) -> str | None:
+    """Why a string cannot be stored in a text column as it is (None when it can).
+
+    PostgreSQL text refuses NUL characters, and a lone surrogate (JSON allows "\\ud800") is not
+    encodable as UTF-8 for either database.
+    """
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "is not valid Unicode text (a lone surrogate)"
+    return None
+
+
+def load_json(raw: bytes) -> Any:
+    """json.loads that raises only ValueError for any malformed input.
+
+    Besides JSONDecodeError: UnicodeDecodeError, ValueError for integers of more than 4300 digits,
+    RecursionError for bodies nested about a thousand levels deep.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if json_depth_exceeds(value, MAX_DEPTH):
+        raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels)")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +115,8 @@ class Envelope:
 
 def parse_envelope(raw: bytes) -> Envelope:
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = load_json(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
         raise EnvelopeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise EnvelopeError(f"body must be a JSON object, got {type(body).__name__}")
@@ -83,6 +136,16 @@ def parse_envelope(raw: bytes) -> Envelope:
     webinar_id: str | None = None
     if isinstance(obj, dict) and event.startswith(("webinar.", "recording.")):
         webinar_id = id_str(obj.get("id"))
+    # These three go into text columns of the inbox row: a NUL (or a lone surrogate) could never be
+    # stored, so a 503 would only make Zoom retry forever. The delivery is refused with the reason.
+    for name, text in (
+        ("'event'", event),
+        ("payload.account_id", account_id),
+        ("payload.object.id", webinar_id),
+    ):
+        problem = unstorable_text(text) if isinstance(text, str) else None
+        if problem is not None:
+            raise EnvelopeError(f"{name} {problem}")
     return Envelope(
         event=event,
         event_ts=int(event_ts) if event_ts is not None else None,
