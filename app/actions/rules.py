@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app.ingest.zoom_events import load_json, unstorable_text
 from app.sync.rules import is_valid_email, normalize_email
 
 HOST_MESSAGE = "The webinar host cannot register for the webinar"
@@ -18,6 +18,10 @@ BLOCK = "BLOCK"
 # How long HubSpot keeps a blocked execution waiting for our callback (ISO-8601 duration).
 BLOCK_EXPIRATION = "P1WT1H"
 MAX_WEBINAR_ID_DIGITS = 20
+# HubSpot portal ids are stored as BIGINT (PostgreSQL refuses anything larger).
+MAX_PORTAL_ID = 2**63 - 1
+# action_execution.object_id is VARCHAR(64).
+MAX_OBJECT_ID_CHARS = 64
 
 
 class ActionCode(StrEnum):
@@ -83,11 +87,22 @@ class ActionRequest:
 
     @property
     def first_name(self) -> str | None:
-        return (self.properties.get("firstname") or "").strip() or None
+        return display_text(self.properties.get("firstname")) or None
 
     @property
     def last_name(self) -> str | None:
-        return (self.properties.get("lastname") or "").strip() or None
+        return display_text(self.properties.get("lastname")) or None
+
+
+def display_text(value: str | None) -> str:
+    """A name as it can be sent to Zoom and stored: NUL characters removed and lone surrogates
+    replaced. Names are display text, so dropping a character that no system can hold is harmless
+    (the email, which identifies the contact, is not cleaned: it fails the address check instead)."""
+    if not value:
+        return ""
+    if unstorable_text(value) is not None:
+        value = value.replace("\x00", "").encode("utf-8", "replace").decode()
+    return value.strip()
 
 
 def _text(value: Any) -> str | None:
@@ -108,26 +123,33 @@ def _input_value(value: Any) -> str | None:
 
 def parse_action_request(raw: bytes) -> ActionRequest:
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = load_json(raw)
+    except ValueError as exc:  # also too deep, or an integer of thousands of digits
         raise BadActionRequest(f"body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadActionRequest("body must be a JSON object")
     callback_id = body.get("callbackId")
     if not isinstance(callback_id, str) or not callback_id.strip() or len(callback_id) > 200:
         raise BadActionRequest("callbackId must be a non-empty string of at most 200 characters")
+    # Identifiers are stored and looked up as they are: text no database can hold is refused.
+    if (problem := unstorable_text(callback_id)) is not None:
+        raise BadActionRequest(f"callbackId {problem}")
     origin = body.get("origin")
     portal_id = origin.get("portalId") if isinstance(origin, dict) else None
-    if isinstance(portal_id, str) and portal_id.isdigit():
+    if isinstance(portal_id, str) and portal_id.isascii() and portal_id.isdigit() and len(portal_id) <= 19:
         portal_id = int(portal_id)
-    if not isinstance(portal_id, int) or isinstance(portal_id, bool) or portal_id <= 0:
-        raise BadActionRequest("origin.portalId must be a positive integer")
+    if not isinstance(portal_id, int) or isinstance(portal_id, bool) or not 0 < portal_id <= MAX_PORTAL_ID:
+        raise BadActionRequest(f"origin.portalId must be a positive integer of at most {MAX_PORTAL_ID}")
     obj = body.get("object")
     if not isinstance(obj, dict):
         raise BadActionRequest("object must be a JSON object")
     object_id = _text(obj.get("objectId"))
     if not object_id:
         raise BadActionRequest("object.objectId is missing")
+    if len(object_id) > MAX_OBJECT_ID_CHARS:
+        raise BadActionRequest(f"object.objectId is longer than {MAX_OBJECT_ID_CHARS} characters")
+    if (problem := unstorable_text(object_id)) is not None:
+        raise BadActionRequest(f"object.objectId {problem}")
     raw_props = obj.get("properties")
     raw_props = {} if raw_props is None else raw_props
     if not isinstance(raw_props, dict):
@@ -152,9 +174,11 @@ def normalize_webinar_id(raw: str | None) -> str | ActionFailure:
         return ActionFailure(ActionCode.INVALID_WEBINAR_ID, "No webinar ID was given")
     cleaned = "".join(ch for ch in raw if not ch.isspace() and ch != "-")
     if not cleaned.isascii() or not cleaned.isdigit() or len(cleaned) > MAX_WEBINAR_ID_DIGITS:
+        # The message echoes the input: made displayable (a lone surrogate cannot even be encoded).
+        shown = raw[:60] if unstorable_text(raw[:60]) is None else display_text(raw[:60])
         return ActionFailure(
             ActionCode.INVALID_WEBINAR_ID,
-            f"'{raw[:60]}' is not a Zoom webinar ID (digits only; spaces and dashes are allowed)",
+            f"'{shown}' is not a Zoom webinar ID (digits only; spaces and dashes are allowed)",
         )
     return cleaned
 
