@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from app.actions.service import ActionService
 from app.api import admin_settings, admin_sync, admin_webinars, health, hubspot_actions, zoom_webhooks
+from app.api.request_guard import RequestGuard
 from app.api.zoom_webhooks import ZoomWebhookFastPath
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
@@ -116,6 +117,7 @@ def create_app(
         description="Syncs Zoom webinar registrations, attendance and recordings into HubSpot.",
     )
     app.add_middleware(LatencyMiddleware)
+    app.add_middleware(RequestGuard)  # token and size checks before any body is read
     app.add_middleware(ZoomWebhookFastPath)  # added last = outermost: runs before routing
     app.include_router(zoom_webhooks.router)
     app.include_router(hubspot_actions.router)
