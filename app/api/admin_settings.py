@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from sqlmodel import Session, col, select
 
-from app.api.deps import AdminAuth, ReadSessionDep, SessionDep
+from app.api.deps import AdminAuth, AdminRoute, PortalId, ReadSessionDep, SessionDep, ZoomUserId
 from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut, ZoomUserPatch
 from app.db import utcnow
 from app.models import Connection, PortalSettings, Webinar, ZoomUser
 from app.worker.inbox_processor import enqueue_replan
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 
 
 def portal_account_ids(session: Session, portal_id: int) -> list[str]:
@@ -60,13 +60,13 @@ def _settings_out(s: PortalSettings) -> PortalSettingsOut:
 
 
 @router.get("/portals/{portal_id}/settings")
-def get_settings(portal_id: int, session: ReadSessionDep) -> PortalSettingsOut:
+def get_settings(portal_id: PortalId, session: ReadSessionDep) -> PortalSettingsOut:
     portal_account_ids(session, portal_id)
     return _settings_out(read_portal_settings(session, portal_id))
 
 
 @router.patch("/portals/{portal_id}/settings", responses={404: {}, 409: {}, 422: {}})
-def patch_settings(portal_id: int, patch: PortalSettingsPatch, session: SessionDep) -> PortalSettingsOut:
+def patch_settings(portal_id: PortalId, patch: PortalSettingsPatch, session: SessionDep) -> PortalSettingsOut:
     accounts = portal_account_ids(session, portal_id)
     settings = load_portal_settings(session, portal_id)
     changes = patch.model_dump(exclude_none=True)
@@ -84,7 +84,7 @@ def patch_settings(portal_id: int, patch: PortalSettingsPatch, session: SessionD
 
 
 @router.get("/portals/{portal_id}/zoom-users")
-def list_zoom_users(portal_id: int, session: ReadSessionDep) -> list[ZoomUserOut]:
+def list_zoom_users(portal_id: PortalId, session: ReadSessionDep) -> list[ZoomUserOut]:
     accounts = portal_account_ids(session, portal_id)
     users = session.exec(
         select(ZoomUser)
@@ -96,7 +96,7 @@ def list_zoom_users(portal_id: int, session: ReadSessionDep) -> list[ZoomUserOut
 
 @router.patch("/portals/{portal_id}/zoom-users/{zoom_user_id}", responses={404: {}, 422: {}})
 def patch_zoom_user(
-    portal_id: int, zoom_user_id: str, patch: ZoomUserPatch, session: SessionDep
+    portal_id: PortalId, zoom_user_id: ZoomUserId, patch: ZoomUserPatch, session: SessionDep
 ) -> ZoomUserOut:
     accounts = portal_account_ids(session, portal_id)
     user = session.exec(

@@ -7,16 +7,26 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.admin_settings import portal_account_ids
 from app.api.admin_webinars import find_webinar
-from app.api.deps import AdminAuth, ReadSessionDep, SessionDep, StateDep
+from app.api.deps import (
+    AdminAuth,
+    AdminRoute,
+    JobId,
+    PortalId,
+    ReadSessionDep,
+    SessionDep,
+    StateDep,
+    WebinarId,
+)
+from app.api.schemas import zoom_user_refs
 from app.models import SyncJob
 from app.pull.backfill import open_backfill_in, parse_range
 from app.pull.schedule import request_sync_now, sync_job_out
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 
 
 class SyncJobOut(BaseModel):
@@ -44,7 +54,7 @@ class SyncStarted(SyncJobOut):
     responses={404: {"description": "unknown portal or webinar"}, 409: {"description": "no Zoom API access"}},
     summary="Sync now: pull the webinar from Zoom and fill in what is missing",
 )
-def sync_now(portal_id: int, webinar_id: str, session: SessionDep, state: StateDep) -> Any:
+def sync_now(portal_id: PortalId, webinar_id: WebinarId, session: SessionDep, state: StateDep) -> Any:
     webinar = find_webinar(session, portal_id, webinar_id)
     if not state.settings.has_zoom_api or state.settings.zoom_account_id != webinar.zoom_account_id:
         raise HTTPException(
@@ -71,6 +81,11 @@ class BackfillIn(BaseModel):
     end: date = Field(alias="to", description="last day, inclusive")
     users: list[str] = Field(default_factory=list, description="Zoom user ids or emails; empty: all users")
 
+    @field_validator("users")
+    @classmethod
+    def _check_users(cls, value: list[str]) -> list[str]:
+        return zoom_user_refs(value)
+
 
 @router.post(
     "/portals/{portal_id}/backfill",
@@ -79,7 +94,7 @@ class BackfillIn(BaseModel):
     responses={404: {}, 409: {"description": "no Zoom API access"}, 422: {}},
     summary="Backfill: pull every webinar of the connected Zoom account in a date range",
 )
-def start_backfill(portal_id: int, body: BackfillIn, session: SessionDep, state: StateDep) -> Any:
+def start_backfill(portal_id: PortalId, body: BackfillIn, session: SessionDep, state: StateDep) -> Any:
     accounts = portal_account_ids(session, portal_id)
     account = state.settings.zoom_account_id
     if not state.settings.has_zoom_api or account not in accounts:
@@ -105,7 +120,7 @@ def start_backfill(portal_id: int, body: BackfillIn, session: SessionDep, state:
 
 
 @router.get("/portals/{portal_id}/sync-jobs/{job_id}", response_model=SyncJobOut, responses={404: {}})
-def get_sync_job(portal_id: int, job_id: str, session: ReadSessionDep) -> Any:
+def get_sync_job(portal_id: PortalId, job_id: JobId, session: ReadSessionDep) -> Any:
     portal_account_ids(session, portal_id)
     job = session.get(SyncJob, job_id)
     if job is None or job.portal_id != portal_id:

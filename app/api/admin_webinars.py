@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,7 +16,8 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from app.api.admin_settings import portal_account_ids, read_portal_settings
-from app.api.deps import AdminAuth, ReadSessionDep, SessionDep
+from app.api.deps import AdminAuth, AdminRoute, PortalId, ReadSessionDep, SessionDep, WebinarId
+from app.api.schemas import check_storable
 from app.models import (
     AttendanceMark,
     AuditEntry,
@@ -40,7 +41,11 @@ from app.sync.planner import (
 )
 from app.worker.inbox_processor import enqueue_replan
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth])
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
+
+# audit_entry.id is an INTEGER (32-bit on PostgreSQL): a larger `after_id` cannot even be bound there
+# ("integer out of range"), so it is a 422 naming the parameter, not a 500.
+MAX_AUDIT_ID = 2**31 - 1
 
 
 class SyncState(StrEnum):
@@ -275,20 +280,38 @@ def _encode_cursor(webinar: Webinar) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+# A cursor this service wrote is about 200 characters; a longer one is not ours (and its JSON could
+# nest deep enough to exhaust the recursion limit).
+MAX_CURSOR_LENGTH = 512
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    """The keyset a `next_cursor` encodes, or 422 naming `cursor` for anything this service did
+    not write (the parts reach the database: NUL, a naive or overflowing time would fail there)."""
     try:
         created, account, webinar_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created), str(account), str(webinar_id)
-    except (ValueError, TypeError) as exc:
+        if not all(isinstance(part, str) for part in (created, account, webinar_id)):
+            raise TypeError("cursor parts are strings")
+        if len(account) > 64 or len(webinar_id) > 32:
+            raise ValueError("cursor ids too long")
+        check_storable(account)
+        check_storable(webinar_id)
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError("cursor time without a time zone")
+        return at.astimezone(UTC), account, webinar_id
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise HTTPException(422, detail=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from exc
 
 
 @router.get("/portals/{portal_id}/webinars")
 def list_webinars(
-    portal_id: int,
+    portal_id: PortalId,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> WebinarPage:
     accounts = portal_account_ids(session, portal_id)
     query = select(Webinar).where(col(Webinar.zoom_account_id).in_(accounts))
@@ -322,13 +345,15 @@ def list_webinars(
 
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}", responses={404: {}})
-def get_webinar(portal_id: int, webinar_id: str, session: ReadSessionDep) -> WebinarOut:
+def get_webinar(portal_id: PortalId, webinar_id: WebinarId, session: ReadSessionDep) -> WebinarOut:
     [out] = _webinar_outs(session, portal_id, [find_webinar(session, portal_id, webinar_id)])
     return out
 
 
 @router.patch("/portals/{portal_id}/webinars/{webinar_id}", responses={404: {}, 422: {}})
-def patch_webinar(portal_id: int, webinar_id: str, patch: WebinarPatch, session: SessionDep) -> WebinarOut:
+def patch_webinar(
+    portal_id: PortalId, webinar_id: WebinarId, patch: WebinarPatch, session: SessionDep
+) -> WebinarOut:
     webinar = find_webinar(session, portal_id, webinar_id)
     webinar.sync_enabled = patch.sync_enabled
     session.add(webinar)
@@ -341,13 +366,17 @@ def patch_webinar(portal_id: int, webinar_id: str, patch: WebinarPatch, session:
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}/audit-log", responses={404: {}, 422: {}})
 def audit_log(
-    portal_id: int,
-    webinar_id: str,
+    portal_id: PortalId,
+    webinar_id: WebinarId,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     after_id: Annotated[
         int | None,
-        Query(ge=0, description="the next page: the entries after this one (the last seen); 0: all"),
+        Query(
+            ge=0,
+            le=MAX_AUDIT_ID,
+            description="the next page: the entries after this one (the last seen); 0: all",
+        ),
     ] = None,
 ) -> list[AuditEntryOut]:
     """Oldest first by `at`, then by id. An aggregated entry (one per cause, with counts) has the
@@ -376,7 +405,9 @@ def audit_log(
 
 
 @router.get("/portals/{portal_id}/webinars/{webinar_id}/excluded-emails", responses={404: {}})
-def excluded_emails(portal_id: int, webinar_id: str, session: ReadSessionDep) -> list[ExcludedEmailOut]:
+def excluded_emails(
+    portal_id: PortalId, webinar_id: WebinarId, session: ReadSessionDep
+) -> list[ExcludedEmailOut]:
     webinar = find_webinar(session, portal_id, webinar_id)
     rows = session.exec(
         select(ExcludedEmail)

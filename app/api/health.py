@@ -7,13 +7,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.api.deps import AdminAuth, ReadSessionDep, StateDep
+from app.api.deps import AdminAuth, AdminRoute, ReadSessionDep, StateDep
 from app.api.schemas import StatusOut
 from app.metrics import REGISTRY
 from app.migrations import schema_problem
 from app.queue_status import status_counts
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=AdminRoute)
 
 
 @router.get("/healthz")

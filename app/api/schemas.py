@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
@@ -12,11 +13,34 @@ from app.sync.rules import normalize_domain, normalize_email
 RecordingSyncMode = Literal["none", "all", "selected"]
 
 
+def check_storable(raw: str) -> None:
+    """Refuse text no column should hold: control characters (NUL above all: PostgreSQL refuses it
+    in text) and lone surrogates (not encodable as UTF-8). ValueError names the value and character;
+    pydantic adds the field, so the answer is a 422 naming it."""
+    for char in raw:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"{raw!r} contains the control character U+{ord(char):04X}")
+
+
 def _domains(values: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for raw in values:
+        check_storable(raw.strip())
         seen[normalize_domain(raw)] = None  # ValueError names the bad value; pydantic adds the field
     return list(seen)
+
+
+def zoom_user_refs(values: list[str]) -> list[str]:
+    """Zoom user ids or emails, deduplicated; ValueError for anything that cannot be one."""
+    out: dict[str, None] = {}
+    for raw in values:
+        item = raw.strip()
+        check_storable(item)
+        if not item or len(item) > 320 or any(c.isspace() for c in item):
+            raise ValueError(f"{raw!r} is not a Zoom user id or email")
+        # Emails compare case-insensitively; Zoom user ids are case-sensitive.
+        out[(normalize_email(item) or item) if "@" in item else item] = None
+    return list(out)
 
 
 class PortalSettingsOut(BaseModel):
@@ -50,16 +74,7 @@ class PortalSettingsPatch(BaseModel):
     @field_validator("recording_sync_users")
     @classmethod
     def _normalise_users(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        out: dict[str, None] = {}
-        for raw in value:
-            item = raw.strip()
-            if not item or len(item) > 320 or any(c.isspace() for c in item):
-                raise ValueError(f"{raw!r} is not a Zoom user id or email")
-            # Emails compare case-insensitively; Zoom user ids are case-sensitive.
-            out[(normalize_email(item) or item) if "@" in item else item] = None
-        return list(out)
+        return None if value is None else zoom_user_refs(value)
 
 
 class ZoomUserOut(BaseModel):
