@@ -75,6 +75,16 @@ def verify_zoom_signature(
     return matched
 
 
+def admin_auth_failure(expected: str, authorization: str | None) -> tuple[int, str] | None:
+    """(status, reason) when a request may not use the admin API, else None: 503 while no token is
+    configured (the API is disabled, never open), 401 for a missing or wrong bearer token."""
+    if not expected:
+        return 503, "admin API disabled: set ADMIN_API_TOKEN"
+    if not bearer_token_matches(authorization, expected):
+        return 401, "missing or wrong bearer token"
+    return None
+
+
 def bearer_token_matches(authorization: str | None, expected: str) -> bool:
     if not authorization:
         return False

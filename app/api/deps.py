@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.db import read_session, unit_of_work
-from app.security import bearer_token_matches
+from app.security import admin_auth_failure
 from app.state import AppState
 
 
@@ -56,13 +56,14 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = settings.admin_api_token
-    if token is None or not token.get_secret_value():
-        raise HTTPException(503, detail="admin API disabled: set ADMIN_API_TOKEN")
-    if not bearer_token_matches(authorization, token.get_secret_value()):
-        raise HTTPException(
-            401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+    # RequestGuard refuses these before the body is read; checked here too, so that a route is never
+    # open because of how the app was assembled.
+    expected = settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
+    failure = admin_auth_failure(expected, authorization)
+    if failure is not None:
+        status, reason = failure
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        raise HTTPException(status, detail=reason, headers=headers)
 
 
 AdminAuth = Depends(require_admin)

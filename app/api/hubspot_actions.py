@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from app.actions.rules import BadActionRequest, parse_action_request
 from app.actions.service import ActionService
 from app.api.deps import StateDep
-from app.security import SignatureFailure, is_ascii_digits, verify_hubspot_signature
+from app.security import SignatureFailure, verify_hubspot_signature
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["hubspot"])
@@ -49,9 +49,7 @@ async def add_to_webinar(request: Request, state: StateDep) -> Any:
     secret = settings.hubspot_client_secret.get_secret_value() if settings.hubspot_client_secret else ""
     if not secret:
         raise HTTPException(503, detail="workflow action disabled: set HUBSPOT_CLIENT_SECRET")
-    declared = request.headers.get("content-length")
-    if declared is not None and is_ascii_digits(declared.strip(), 20) and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, detail=f"body larger than {MAX_BODY_BYTES} bytes")
+    # RequestGuard has refused a declared or streamed body over the limit before this reads it.
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise HTTPException(413, detail=f"body larger than {MAX_BODY_BYTES} bytes")

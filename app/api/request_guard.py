@@ -20,7 +20,9 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-from app.security import bearer_token_matches
+from starlette.datastructures import Headers
+
+from app.security import admin_auth_failure, is_ascii_digits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -68,29 +70,29 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
-        if sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES:
+        raw_headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+        if sum(len(k) + len(v) for k, v in raw_headers) > MAX_HEADER_BYTES:
             await _answer(send, 431, f"request headers larger than {MAX_HEADER_BYTES} bytes")
             return
+        headers = Headers(scope=scope)
         path: str = scope.get("path", "")
         settings = self._settings(scope)
         if path.startswith(ADMIN_PREFIX):
-            token = (
-                settings.admin_api_token.get_secret_value() if settings and settings.admin_api_token else ""
+            secret = settings.admin_api_token if settings is not None else None
+            failure = admin_auth_failure(
+                secret.get_secret_value() if secret else "", headers.get("authorization")
             )
-            if not token:
-                await _answer(send, 503, "admin API disabled: set ADMIN_API_TOKEN")
-                return
-            authorization = _header(headers, b"authorization")
-            if not bearer_token_matches(authorization, token):
-                await _answer(send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
+            if failure is not None:
+                status, reason = failure
+                extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+                await _answer(send, status, reason, extra)
                 return
             limit = ADMIN_MAX_BODY_BYTES
         else:
             limit = settings.webhook_max_body_bytes if settings else 1024 * 1024
-        declared = _header(headers, b"content-length")
+        declared = headers.get("content-length")
         if declared is not None:
-            if not declared.isascii() or not declared.strip().isdigit():
+            if not is_ascii_digits(declared.strip(), 20):
                 await _answer(send, 400, "Content-Length must be a whole number of bytes")
                 return
             if int(declared) > limit:
@@ -138,10 +140,3 @@ class RequestGuard:
         app = scope.get("app")
         state = getattr(getattr(app, "state", None), "app_state", None)
         return getattr(state, "settings", None)
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
