@@ -197,8 +197,7 @@ class Dispatcher:
     def _renew(self, ops: list[ClaimedOp]) -> None:
         lease = self.now() + timedelta(seconds=self.config.lease_s)
         table = OutboxOp.__table__  # type: ignore[attr-defined]
-        # In the planner's lock order (see _finish), so renewals cannot deadlock with its upserts.
-        ordered = sorted(ops, key=lambda o: (o.portal_id, o.kind, o.target_key))
+        ordered = in_lock_order(ops)
         with unit_of_work(self.engine) as session:
             session.execute(
                 update(table)
@@ -298,9 +297,7 @@ class Dispatcher:
         delivered: set[tuple[int, WebinarKey]] = set()
         done: list[dict[str, Any]] = []
         with unit_of_work(self.engine) as session:
-            # Rows are locked in the order the planner's upserts lock them (portal, kind, target): two
-            # transactions taking the same rows in one order cannot deadlock.
-            for op in sorted(ops, key=lambda o: (o.portal_id, o.kind, o.target_key)):
+            for op in in_lock_order(ops):
                 result = results.get(op.id, Result(Verdict.WAIT))
                 if result.verdict is Verdict.DONE:
                     outcome.done += 1
@@ -899,6 +896,12 @@ def _marketing_event(webinar: Webinar, host_email: str | None) -> MarketingEvent
 
 def connections_for_portal(session: Session, portal_id: int) -> list[Connection]:
     return list(session.execute(select(Connection).where(col(Connection.portal_id) == portal_id)).scalars())
+
+
+def in_lock_order(ops: Sequence[ClaimedOp]) -> list[ClaimedOp]:
+    """Operations in the order the planner's upserts lock their rows (portal, kind, target): every
+    transaction that updates outbox rows takes them in this one order, so none can deadlock."""
+    return sorted(ops, key=lambda o: (o.portal_id, o.kind, o.target_key))
 
 
 def _inbox_busy(session: Session, now: datetime) -> bool:
