@@ -109,37 +109,27 @@ def apply_webinar_metas(
             webinar.field_ts = clock
             webinar.updated_at = now
             changes.webinar_meta_changed.add(key)
-    _upsert_hosts(session, metas, webinars)
-    _capture_host_defaults(session, webinars.values())
+    defaults = _upsert_hosts(session, metas, webinars)
+    _capture_host_defaults(webinars.values(), defaults)
     return webinars
 
 
-def _capture_host_defaults(session: Session, webinars: Iterable[Webinar]) -> None:
+def _capture_host_defaults(webinars: Iterable[Webinar], defaults: dict[tuple[str, str], bool]) -> None:
     """S5: "sync newly scheduled webinars by default" applies to webinars first seen after it was set.
 
     The host's default is copied onto the webinar once its host is known, so changing a host's
     default later leaves the webinars already seen as they were (their own switch still rules).
     """
-    waiting = [w for w in webinars if w.host_id and w.host_default_sync is None]
-    if not waiting:
-        return
-    session.flush()  # hosts added just now must be visible to the query below
-    keys = sorted({(w.zoom_account_id, w.host_id or "") for w in waiting})
-    defaults: dict[tuple[str, str], bool] = {}
-    for chunk in chunks(keys, 400):
-        for account_id, user_id, default in session.execute(
-            select(
-                ZoomUser.zoom_account_id, ZoomUser.zoom_user_id, ZoomUser.sync_new_webinars_by_default
-            ).where(tuple_(col(ZoomUser.zoom_account_id), col(ZoomUser.zoom_user_id)).in_(chunk))
-        ).all():
-            defaults[(account_id, user_id)] = bool(default)
-    for webinar in waiting:
-        webinar.host_default_sync = defaults.get((webinar.zoom_account_id, webinar.host_id or ""), True)
+    for webinar in webinars:
+        if webinar.host_id and webinar.host_default_sync is None:
+            webinar.host_default_sync = defaults.get((webinar.zoom_account_id, webinar.host_id), True)
 
 
 def _upsert_hosts(
     session: Session, metas: Sequence[WebinarMeta], webinars: dict[WebinarKey, Webinar]
-) -> None:
+) -> dict[tuple[str, str], bool]:
+    """Create or update the hosts the events name; returns each host's "sync new webinars by
+    default" (a host seen for the first time: true), for the webinars' own hosts too."""
     emails: dict[tuple[str, str], str | None] = {}
     for meta in metas:
         key = (meta.account_id, meta.webinar_id)
@@ -148,8 +138,11 @@ def _upsert_hosts(
             continue
         user_key = (meta.account_id, host_id)
         emails[user_key] = meta.host_email or emails.get(user_key)
+    for webinar in webinars.values():  # its host as it stands now, whichever event set it
+        if webinar.host_id:
+            emails.setdefault((webinar.zoom_account_id, webinar.host_id), None)
     if not emails:
-        return
+        return {}
     existing = {
         (u.zoom_account_id, u.zoom_user_id): u
         for chunk in chunks(list(emails), 400)
@@ -159,13 +152,17 @@ def _upsert_hosts(
             )
         ).all()
     }
+    defaults: dict[tuple[str, str], bool] = {}
     for (account_id, user_id), email in emails.items():
         user = existing.get((account_id, user_id))
         if user is None:
-            session.add(ZoomUser(zoom_account_id=account_id, zoom_user_id=user_id, email=email))
+            user = ZoomUser(zoom_account_id=account_id, zoom_user_id=user_id, email=email)
+            session.add(user)
         elif email and user.email != email:
             user.email = email
             user.updated_at = utcnow()
+        defaults[(account_id, user_id)] = user.sync_new_webinars_by_default
+    return defaults
 
 
 def apply_registrations(session: Session, facts: Sequence[RegistrationFact], changes: Changes) -> None:
