@@ -12,4 +12,7 @@ RUN pip install --upgrade pip && pip install . && useradd --system --uid 10001 s
 
 USER svc
 EXPOSE 8000
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# The server limits of app/server.py (what `zoom-hubspot serve` uses): header-read timeout and head
+# bounds in the protocol class, the rest as flags with the same values as its defaults.
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", \
+     "--http", "app.server:GuardedHttpToolsProtocol", "--timeout-keep-alive", "5", "--limit-concurrency", "500", "--backlog", "1024", "--timeout-graceful-shutdown", "10"]

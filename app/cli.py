@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from app.config import Settings
 from app.db import make_engine
@@ -40,6 +39,7 @@ def serve(
     """Migrate the database, then run the API (and, with RUN_WORKER=true, the worker). With no Zoom or
     HubSpot setting at all on SQLite (or ZOOM_HUBSPOT_DEMO=1), run the demo: both sandboxes
     in-process and a webinar played through them (ZOOM_HUBSPOT_DEMO=0 turns it off)."""
+    from app import server
     from app.demo import URL_ENV as DEMO_URL_ENV
     from app.demo import demo_wanted
 
@@ -57,9 +57,9 @@ def serve(
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         os.environ[DEMO_URL_ENV] = f"http://{shown}:{port}"
         # One process: the sandboxes and the demo's database belong to it.
-        uvicorn.run("app.demo:create_demo_app", factory=True, host=host, port=port, log_level="warning")
+        server.run("app.demo:create_demo_app", factory=True, host=host, port=port)
         return
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="warning")
+    server.run("app.main:app", host=host, port=port, workers=workers)
 
 
 def _print_banner(settings: Settings, host: str, port: int, token: str | None, *, demo: bool = False) -> None:

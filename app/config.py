@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # stored for this long. Registration events wait the same quiet period when Zoom's creation time
     # is not known yet (a status change arrived before registration_created).
     attendance_settle_s: float = Field(default=600.0, ge=0)
+    # HTTP server limits (app/server.py, used by `serve`). A client must have sent a request's headers
+    # this long after connecting or after the previous response, else it is disconnected (slowloris).
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # Open connections + running requests above which new requests get 503 at once: bounds the bodies
+    # (up to 1 MiB each) held in memory. Idle keep-alive connections count too.
+    http_limit_concurrency: int = Field(default=500, ge=1)
+    # SIGTERM: requests still running after this many seconds are cancelled and the process stops.
+    http_shutdown_timeout_s: int = Field(default=10, ge=1)
 
     @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
     @classmethod
