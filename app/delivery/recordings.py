@@ -8,7 +8,12 @@ For each planned `recording_call` operation:
    OAuth token) and kept as readable text; a 404 is audited as `sync_error`/`transcript_not_found`
    and fetched again when the recording is planned again (transcript event, Sync now);
 3. the call record is created once, its id stored at once (so a retry updates, never duplicates),
-   and updated only when its properties changed (a later transcript, a new share link);
+   and updated only when its properties changed (a later transcript, a new share link). It carries a
+   marker naming the recording (`hs_call_external_id`), and the intent to create is stored before the
+   create is sent: when HubSpot may have made the record but its answer was lost (5xx, timeout,
+   connection dropped, crash), the next attempt looks the marker up and adopts what it finds. CRM
+   search shows new records only after a lag, so an empty answer is trusted only once the create is
+   `search_lag_s` old (`after_lost_create`);
 4. every synced attendee's contact not yet reached is associated with the call (batches of 100)
    and gets a "Zoom: recordable event" with a deterministic id.
 """
@@ -26,7 +31,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from app.db import unit_of_work
+from app.db import unit_of_work, utcnow
 from app.delivery.facts import contact_ids
 from app.delivery.ops import (
     DONE,
@@ -40,6 +45,7 @@ from app.delivery.ops import (
 )
 from app.hubspot_setup import TEMPLATE_RECORDABLE_EVENT, encode_tokens
 from app.integrations.hubspot import HubSpotClient, HubSpotError, TimelineEvent
+from app.integrations.hubspot.client import may_have_reached_hubspot
 from app.integrations.zoom.errors import ZoomError, ZoomRecordingNotFound
 from app.models import AuditStatus, Connection, ExcludedEmail, Recording, RecordingCall, Webinar
 from app.sync.events import parse_time
@@ -66,6 +72,14 @@ log = logging.getLogger(__name__)
 TranscriptFetcher = Callable[[str, str, str | None], Awaitable[bytes]]
 
 BATCH = 100
+# The call property naming the recording a call record was made from. HubSpot defines it on every
+# call (calling apps keep their own call id in it), so it needs no set-up and no schema scope.
+CALL_MARKER_PROPERTY = "hs_call_external_id"
+# HubSpot documents no figure for its search lag ("new or updated objects may take a few moments to
+# appear"). After a create whose answer was lost, an empty search is trusted only once the create is
+# this old: waiting costs only on that rare path, while a second call record would stay for good.
+SEARCH_LAG_S = 30.0
+SEARCH_POLL_S = 2.0  # how often the marker is looked up again meanwhile (search: 5 requests/s)
 _SKIP_MESSAGES = {
     RecordingSkipReason.NO_RECORDING: "no recording files at Zoom (not recorded, or deleted)",
     RecordingSkipReason.PROCESSING: "Zoom is still processing the recording; it syncs when it is ready",
@@ -117,9 +131,39 @@ def _duration_ms(recording: Recording, webinar: Webinar) -> int | None:
     return None
 
 
+def call_marker(recording: Recording) -> str:
+    """The recording's mark on its call record: stable, unique per Zoom recording, plain characters
+    (Zoom's UUIDs hold `/`, `+` and `=`), so an exact search finds it."""
+    key = f"{recording.zoom_account_id}/{recording.webinar_id}/{recording.instance_uuid}"
+    return "zoom-recording-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class LostCreateStep:
+    """What to do about a call record whose create was sent but never answered."""
+
+    adopt: str | None = None  # the call record HubSpot made after all
+    wait_s: float = 0.0  # nothing found yet, but the search index may still lag: look again then
+    # neither: HubSpot has none; create it (again)
+
+
+def after_lost_create(
+    found: Sequence[str], sent_at: datetime, now: datetime, *, lag_s: float, poll_s: float
+) -> LostCreateStep:
+    """The rule after a create that may have reached HubSpot: adopt what the marker search found (the
+    oldest, should there be several), else wait while the search may not show it yet, else create."""
+    if found:
+        return LostCreateStep(adopt=min(found, key=lambda i: (len(i), i)))
+    left = lag_s - (now - sent_at).total_seconds()
+    if left > 0:
+        return LostCreateStep(wait_s=min(left, poll_s))
+    return LostCreateStep()
+
+
 def call_properties(recording: Recording, webinar: Webinar) -> dict[str, str | int | None]:
     start: datetime | None = recording.start_time or webinar.actual_start_at or webinar.scheduled_start_at
     return {
+        CALL_MARKER_PROPERTY: call_marker(recording),
         "hs_timestamp": start.isoformat().replace("+00:00", "Z") if start else None,
         "hs_call_title": recording.topic or webinar.topic or f"Zoom webinar {webinar.webinar_id}",
         "hs_call_body": call_body(recording.transcript_text, recording_url(recording)),
@@ -134,10 +178,22 @@ def _hash(properties: Mapping[str, Any]) -> str:
 
 
 class RecordingDelivery:
-    def __init__(self, engine: Any, *, transcripts: TranscriptFetcher | None, wait_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        transcripts: TranscriptFetcher | None,
+        wait_s: float = 1.0,
+        search_lag_s: float = SEARCH_LAG_S,
+        search_poll_s: float = SEARCH_POLL_S,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.engine = engine
         self.transcripts = transcripts
         self.wait_s = wait_s
+        self.search_lag_s = search_lag_s
+        self.search_poll_s = search_poll_s
+        self.now = now
 
     async def run(
         self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
@@ -169,15 +225,14 @@ class RecordingDelivery:
         call = job.call
         pending = sorted(set(job.contacts.values()) - set(call.contact_ids if call else []), key=int)
         if call is None or call.call_id is None:
-            first, rest = pending[:BATCH], pending[BATCH:]
-            created = await client.create_call(properties, first)
-            # Stored at once: a crash after this point updates this call instead of making another.
-            call = await asyncio.to_thread(self._store_call, job, created.id, digest, first)
-            pending = rest
-        elif call.properties_hash != digest:
+            made = await self._create_call(client, job, properties, digest, pending)
+            if isinstance(made, Result):
+                return made
+            call, pending = made
+        assert call.call_id is not None
+        if call.properties_hash != digest:
             await client.update_call(call.call_id, properties)
             await asyncio.to_thread(self._store_call, job, call.call_id, digest, [])
-        assert call.call_id is not None
         for part in chunks(pending, BATCH):
             await client.associate_calls_to_contacts([(call.call_id, contact_id) for contact_id in part])
             await asyncio.to_thread(self._store_call, job, call.call_id, digest, list(part))
@@ -314,9 +369,80 @@ class RecordingDelivery:
 
     # ---- HubSpot side -----------------------------------------------------------------------------
 
-    def _store_call(self, job: _Job, call_id: str, digest: str, added: list[str]) -> RecordingCall:
+    async def _create_call(
+        self,
+        client: HubSpotClient,
+        job: _Job,
+        properties: Mapping[str, str | int | None],
+        digest: str,
+        pending: list[str],
+    ) -> tuple[RecordingCall, list[str]] | Result:
+        """The call record made once: the stored call and the contacts still to associate, or a wait."""
+        if job.call is not None:
+            # A row without a call id: a create was sent and its answer never came back.
+            marker = str(properties[CALL_MARKER_PROPERTY])
+            found = await client.find_calls(CALL_MARKER_PROPERTY, marker)
+            step = after_lost_create(
+                [c.id for c in found],
+                job.call.updated_at,
+                self.now(),
+                lag_s=self.search_lag_s,
+                poll_s=self.search_poll_s,
+            )
+            if step.adopt is not None:
+                log.info(
+                    "call record found by its marker after a lost answer",
+                    extra={"portal_id": job.op.portal_id, "call_id": step.adopt},
+                )
+                # What that create wrote is not known: the properties and every association are
+                # written again (an update and associations are idempotent).
+                call = await asyncio.to_thread(self._store_call, job, step.adopt, None, [])
+                return call, pending
+            if step.wait_s > 0:
+                return Result(
+                    Verdict.WAIT,
+                    error="call record create unanswered: waiting for HubSpot's search to show it",
+                    delay_s=step.wait_s,
+                )
+        await asyncio.to_thread(self._intend_create, job)
+        first, rest = pending[:BATCH], pending[BATCH:]
+        try:
+            created = await client.create_call(properties, first, at_most_once=True)
+        except HubSpotError as exc:
+            if not may_have_reached_hubspot(exc):
+                await asyncio.to_thread(self._forget_intent, job)  # refused: nothing to look for
+            raise
+        # Stored at once: a crash after this point updates this call instead of making another.
+        call = await asyncio.to_thread(self._store_call, job, created.id, digest, first)
+        return call, rest
+
+    def _key(self, job: _Job) -> tuple[int, str, str, str]:
         rec = job.recording
-        key = (job.op.portal_id, rec.zoom_account_id, rec.webinar_id, rec.instance_uuid)
+        return (job.op.portal_id, rec.zoom_account_id, rec.webinar_id, rec.instance_uuid)
+
+    def _intend_create(self, job: _Job) -> None:
+        """Committed before the create is sent: a row without call id, `updated_at` = when sent."""
+        key = self._key(job)
+        with unit_of_work(self.engine) as session:
+            row = session.get(RecordingCall, key)
+            if row is None:
+                row = RecordingCall(
+                    portal_id=key[0], zoom_account_id=key[1], webinar_id=key[2], instance_uuid=key[3]
+                )
+                session.add(row)
+            row.updated_at = self.now()
+            session.flush()
+            job.call = RecordingCall(**row.model_dump())
+
+    def _forget_intent(self, job: _Job) -> None:
+        with unit_of_work(self.engine) as session:
+            row = session.get(RecordingCall, self._key(job))
+            if row is not None and row.call_id is None:
+                session.delete(row)
+        job.call = None
+
+    def _store_call(self, job: _Job, call_id: str, digest: str | None, added: list[str]) -> RecordingCall:
+        key = self._key(job)
         with unit_of_work(self.engine) as session:
             row = session.get(RecordingCall, key)
             if row is None:
@@ -327,6 +453,7 @@ class RecordingDelivery:
             row.call_id = call_id
             row.properties_hash = digest
             row.contact_ids = sorted(set(row.contact_ids or []) | set(added), key=int)
+            row.updated_at = self.now()
             session.flush()
             job.call = RecordingCall(**row.model_dump())
             return job.call

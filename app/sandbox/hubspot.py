@@ -11,6 +11,8 @@ Every API request passes a gate, in this order: ``slow_ms`` delay, ``down`` (503
 ``error_rate`` (500/502/503; a 502 has an HTML body like a proxy error page), bearer-token auth (401;
 the token picks the portal), ``burst_429`` forced 429s, then the per-portal rolling-window rate limit
 (429 with HubSpot's body and headers). Admitted responses carry the ``X-HubSpot-RateLimit-*`` headers.
+After the request was applied, ``drop_answer_after_apply`` may replace a success with a 504 (the
+answer is lost, the change stays); ``search_lag_s`` delays what call search sees.
 Every request is counted per ``"METHOD /path/template"`` in ``stats.requests``, globally and per portal.
 
 The control API under ``/_sandbox/`` needs no token and bypasses the gate:
@@ -38,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.sandbox.hubspot_state import (
     CALL_TO_CONTACT,
+    CREATE_CALL_ROUTE,
     AssociationPair,
     AttendanceInput,
     Batch,
@@ -61,6 +64,7 @@ from app.sandbox.hubspot_state import (
     PropertyCreate,
     PropertyGroupCreate,
     SandboxError,
+    SearchBody,
     SeedContacts,
     SeedUsers,
     TemplateCreate,
@@ -90,15 +94,28 @@ def create_hubspot_sandbox(
     burst_429: int = 0,
     seed: int = 0,
     strict_properties: bool = True,
+    drop_answer_after_apply: int = 0,
+    drop_answer_route: str = CREATE_CALL_ROUTE,
+    search_lag_s: float = 0.0,
 ) -> FastAPI:
     """The fake HubSpot. ``tokens`` maps bearer tokens to portal ids (default ``{"sandbox-token": 1}``).
 
     ``rate_limit`` requests per rolling ``window_s`` seconds are admitted per portal; the fault fields
     (``error_rate``, ``slow_ms``, ``down``, ``burst_429``, ``seed`` for the fault RNG) are the initial
     values, restored by ``POST /_sandbox/reset``. With ``strict_properties`` writes of undefined contact
-    properties fail like in HubSpot.
+    properties fail like in HubSpot. ``drop_answer_after_apply`` successful requests to
+    ``drop_answer_route`` are applied and answered 504; call search trails writes by ``search_lag_s``.
     """
-    faults = Faults(error_rate=error_rate, slow_ms=slow_ms, down=down, burst_429=burst_429, seed=seed)
+    faults = Faults(
+        error_rate=error_rate,
+        slow_ms=slow_ms,
+        down=down,
+        burst_429=burst_429,
+        seed=seed,
+        drop_answer_after_apply=drop_answer_after_apply,
+        drop_answer_route=drop_answer_route,
+        search_lag_s=search_lag_s,
+    )
     sandbox = HubSpotSandbox(
         tokens=tokens,
         rate_limit=rate_limit,
@@ -195,6 +212,12 @@ def _rate_headers(decision: GateDecision) -> list[tuple[str, str]]:
     ]
 
 
+def _lost_answer() -> Response:
+    """What the client gets when HubSpot applied the request but its answer never came back."""
+    page = "<html><head><title>504 Gateway Time-out</title></head><body>504 Gateway Time-out</body></html>"
+    return HTMLResponse(page, status_code=504, headers={"X-HubSpot-Correlation-Id": new_uuid()})
+
+
 def _gate_response(decision: GateDecision, token: str | None) -> Response:
     correlation = new_uuid()
     headers = {"X-HubSpot-Correlation-Id": correlation}
@@ -244,7 +267,8 @@ class _Gate:
         sandbox = self.sandbox
         token = _bearer(_scope_header(scope, b"authorization"))
         portal = sandbox.portal_for_token(token)
-        sandbox.record_request(portal, f"{scope['method']} {self._template(scope)}")
+        route = f"{scope['method']} {self._template(scope)}"
+        sandbox.record_request(portal, route)
         if sandbox.faults.slow_ms > 0:
             await asyncio.sleep(sandbox.faults.slow_ms / 1000)
         async with sandbox.lock:
@@ -255,14 +279,27 @@ class _Gate:
             await response(scope, receive, send)
             return
         extra = [(k.lower().encode(), v.encode()) for k, v in _rate_headers(decision)]
+        lost = False
 
         async def send_with_rate_headers(message: Message) -> None:
+            nonlocal lost
             if message["type"] == "http.response.start":
-                sandbox.record_status(portal, int(message["status"]))
+                status = int(message["status"])
+                # The handler has applied the request; its answer may still be lost on the way back.
+                lost = sandbox.drop_answer(portal, route, status)
+                if lost:
+                    return
+                sandbox.record_status(portal, status)
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif lost:
+                return
             await send(message)
 
         await self.app(scope, receive, send_with_rate_headers)
+        if lost:
+            response = _lost_answer()
+            sandbox.record_status(portal, response.status_code)
+            await response(scope, receive, send)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,6 +579,12 @@ calls = APIRouter(tags=["calls"])
 async def create_call(body: CallCreate, sandbox: SandboxDep, portal: PortalDep) -> dict[str, Any]:
     async with sandbox.lock:
         return portal.create_call(body)
+
+
+@calls.post("/crm/v3/objects/calls/search")
+async def search_calls(body: SearchBody, sandbox: SandboxDep, portal: PortalDep) -> dict[str, Any]:
+    async with sandbox.lock:
+        return portal.search_calls(body, lag_s=sandbox.faults.search_lag_s)
 
 
 @calls.post("/crm/v3/objects/calls/batch/update")

@@ -27,6 +27,14 @@ Choices where HubSpot's behaviour is not documented (see ``/work/shared/referenc
 * Marketing-event attendance answers 200 even when some inputs fail (per the reference) and has no
   batch limit (UNVERIFIED upstream); ``POST .../events`` for an event that exists is a 409.
 * Workflow callback completions are recorded as received, duplicates included (tests can count them).
+* Call search (``POST /crm/v3/objects/calls/search``) supports the operators ``EQ``, ``NEQ``, ``IN``,
+  ``NOT_IN``, ``HAS_PROPERTY`` and ``NOT_HAS_PROPERTY`` with exact, case-sensitive string comparison
+  (HubSpot's case handling is UNVERIFIED), no ``sorts`` and no ``query``, and returns results in id
+  order. HubSpot's search index trails writes by "a few moments" (no documented figure); the fault
+  ``search_lag_s`` (default 0) makes search see each call as it was that many seconds ago.
+* The fault ``drop_answer_after_apply`` applies the next N successful requests to ``drop_answer_route``
+  and then answers 504 with a gateway's HTML page, as when HubSpot's edge gives up waiting for a
+  backend that did the work: the client cannot tell whether it happened.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ __all__ = [
     "PropertyGroup",
     "RateWindow",
     "SandboxError",
+    "SearchBody",
     "Stats",
     "TimelineEvent",
     "User",
@@ -100,6 +109,12 @@ FIELD_TYPES = frozenset(
 )
 TOKEN_TYPES = frozenset({"date", "enumeration", "number", "string"})
 TEMPLATE_OBJECT_TYPES = frozenset({"contacts", "companies", "deals", "tickets"})
+SEARCH_LIMIT = 200
+SEARCH_MAX_GROUPS = 5
+SEARCH_MAX_FILTERS_PER_GROUP = 10
+SEARCH_MAX_FILTERS = 25
+SEARCH_OPERATORS = frozenset({"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"})
+CREATE_CALL_ROUTE = "POST /crm/v3/objects/calls"
 # Always returned by reads, whatever ``properties`` asks for.
 _ALWAYS_READ = ("createdate", "hs_object_id", "lastmodifieddate")
 _DEFAULT_READ = ("email", "firstname", "lastname")
@@ -425,6 +440,26 @@ class AssociationPair(_Body):
     to: ObjectRef
 
 
+class SearchFilter(_Body):
+    propertyName: str
+    operator: str
+    value: Any = None
+    values: list[Any] | None = None
+
+
+class SearchGroup(_Body):
+    filters: list[SearchFilter] = Field(default_factory=list)
+
+
+class SearchBody(_Body):
+    filterGroups: list[SearchGroup] = Field(default_factory=list)
+    properties: list[str] | None = None
+    sorts: list[Any] = Field(default_factory=list)
+    query: str | None = None
+    limit: int = Field(default=10, ge=1, le=SEARCH_LIMIT)
+    after: str | None = None
+
+
 class CallbackBody(_Body):
     outputFields: dict[str, Any] = Field(default_factory=dict)
     typedOutputs: dict[str, Any] | None = None
@@ -471,6 +506,11 @@ class FaultsUpdate(_Body):
     seed: int | None = None
     rate_limit: int | None = Field(default=None, ge=1)
     window_s: float | None = Field(default=None, gt=0)
+    # Apply the next N successful requests to `drop_answer_route`, then lose their answer (504).
+    drop_answer_after_apply: int | None = Field(default=None, ge=0)
+    # "METHOD /path/template" as in the request statistics; a trailing "*" matches a prefix.
+    drop_answer_route: str | None = Field(default=None, min_length=1)
+    search_lag_s: float | None = Field(default=None, ge=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -722,6 +762,16 @@ class Call:
     created_at: datetime
     updated_at: datetime
     contact_ids: list[str] = field(default_factory=list)
+    # (clock time, properties) after each write: what search sees once the index caught up.
+    versions: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+
+    def written(self, at: float) -> None:
+        self.versions.append((at, dict(self.properties)))
+
+    def indexed(self, as_of: float) -> dict[str, str] | None:
+        """The properties search sees at clock time `as_of`: None while the call is not indexed yet."""
+        seen = [props for at, props in self.versions if at <= as_of]
+        return seen[-1] if seen else None
 
     def associate(self, contact_id: str) -> None:
         if contact_id not in self.contact_ids:
@@ -821,6 +871,9 @@ class Faults:
     down: bool = False
     burst_429: int = 0
     seed: int = 0
+    drop_answer_after_apply: int = 0
+    drop_answer_route: str = CREATE_CALL_ROUTE
+    search_lag_s: float = 0.0
 
     def to_json(self) -> JSON:
         return {
@@ -829,7 +882,20 @@ class Faults:
             "down": self.down,
             "burst_429": self.burst_429,
             "seed": self.seed,
+            "drop_answer_after_apply": self.drop_answer_after_apply,
+            "drop_answer_route": self.drop_answer_route,
+            "search_lag_s": self.search_lag_s,
         }
+
+    def drops_answer(self, route: str) -> bool:
+        """Whether a successful request to `route` is the next whose answer is lost (uses one up)."""
+        if self.drop_answer_after_apply <= 0:
+            return False
+        wanted = self.drop_answer_route
+        if not (route == wanted or (wanted.endswith("*") and route.startswith(wanted[:-1]))):
+            return False
+        self.drop_answer_after_apply -= 1
+        return True
 
 
 @dataclass
@@ -900,8 +966,9 @@ _SEED_PROPERTIES: tuple[tuple[str, str, str, str], ...] = (
 class PortalState:
     """Everything one HubSpot account holds. Ids are per portal, as in separate HubSpot accounts."""
 
-    def __init__(self, portal_id: int) -> None:
+    def __init__(self, portal_id: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.portal_id = portal_id
+        self.clock = clock
         self.contacts: dict[str, Contact] = {}
         self._primary: dict[str, list[str]] = {}
         self._secondary: dict[str, list[str]] = {}
@@ -1396,6 +1463,7 @@ class PortalState:
         moment = now_utc()
         call = Call(self._new_id("call"), values, moment, moment)
         call.properties["hs_object_id"] = call.id
+        call.written(self.clock())
         for association in body.associations:
             call.associate(association.to.id)
         self.calls[call.id] = call
@@ -1405,7 +1473,40 @@ class PortalState:
         call = self._call(call_id)
         call.properties.update(_call_properties(properties))
         call.updated_at = now_utc()
+        call.written(self.clock())
         return call.to_json()
+
+    def search_calls(self, body: SearchBody, *, lag_s: float = 0.0) -> JSON:
+        """CRM search over calls as the index saw them `lag_s` seconds ago (filter groups are ORed,
+        the filters of a group ANDed)."""
+        _check_search(body)
+        as_of = self.clock() - lag_s
+        matches: list[tuple[Call, dict[str, str]]] = []
+        for call in sorted(self.calls.values(), key=lambda c: _order_key(c.id)):
+            seen = call.indexed(as_of)
+            if seen is None:
+                continue
+            if not body.filterGroups or any(
+                all(_matches(f, seen) for f in group.filters) for group in body.filterGroups
+            ):
+                matches.append((call, seen))
+        start = int(body.after) if body.after and body.after.isdigit() else 0
+        page = matches[start : start + body.limit]
+        wanted = ["hs_object_id", *(body.properties or [])]
+        results = [
+            {
+                "id": call.id,
+                "properties": {name: seen.get(name) for name in dict.fromkeys(wanted)},
+                "createdAt": iso(call.created_at),
+                "updatedAt": iso(call.updated_at),
+                "archived": False,
+            }
+            for call, seen in page
+        ]
+        out: JSON = {"total": len(matches), "results": results}
+        if start + body.limit < len(matches):
+            out["paging"] = {"next": {"after": str(start + body.limit)}}
+        return out
 
     def get_call(self, call_id: str, *, with_associations: bool) -> JSON:
         return self._call(call_id).to_json(with_associations=with_associations)
@@ -1547,6 +1648,46 @@ def _call_properties(properties: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
+def _check_search(body: SearchBody) -> None:
+    groups = body.filterGroups
+    filters = [f for group in groups for f in group.filters]
+    if (
+        len(groups) > SEARCH_MAX_GROUPS
+        or any(len(g.filters) > SEARCH_MAX_FILTERS_PER_GROUP for g in groups)
+        or len(filters) > SEARCH_MAX_FILTERS
+    ):
+        raise validation_error(
+            f"Too many filters: at most {SEARCH_MAX_GROUPS} filterGroups, "
+            f"{SEARCH_MAX_FILTERS_PER_GROUP} filters per group and {SEARCH_MAX_FILTERS} in all."
+        )
+    for f in filters:
+        if f.operator not in SEARCH_OPERATORS:
+            raise validation_error(
+                f"The sandbox's search supports only {', '.join(sorted(SEARCH_OPERATORS))}; "
+                f"got {f.operator!r}."
+            )
+        if f.operator in ("IN", "NOT_IN") and not f.values:
+            raise validation_error(f"{f.operator} needs 'values'.")
+        if f.operator in ("EQ", "NEQ") and f.value is None:
+            raise validation_error(f"{f.operator} needs 'value'.")
+    if body.sorts or body.query:
+        raise validation_error("The sandbox's search supports neither 'sorts' nor 'query'.")
+
+
+def _matches(f: SearchFilter, properties: Mapping[str, str]) -> bool:
+    value = properties.get(f.propertyName)
+    has = value not in (None, "")
+    if f.operator == "HAS_PROPERTY":
+        return has
+    if f.operator == "NOT_HAS_PROPERTY":
+        return not has
+    if f.operator in ("IN", "NOT_IN"):
+        inside = has and value in {property_value(v) for v in f.values or []}
+        return inside if f.operator == "IN" else not inside
+    equal = has and value == property_value(f.value)
+    return equal if f.operator == "EQ" else not equal
+
+
 def _check_call_association(association: CallAssociation) -> None:
     for spec in association.types:
         if (
@@ -1606,7 +1747,10 @@ class HubSpotSandbox:
         self.rate_limit, self.window_s = rate_limit, window_s
         self.faults = Faults(**faults.to_json())
         self.rng = random.Random(self.faults.seed)
-        self.portals = {pid: PortalState(pid) for pid in dict.fromkeys(self.tokens.values())}
+        # Through a lambda: a test may swap `clock` later, and the portals follow.
+        self.portals = {
+            pid: PortalState(pid, lambda: self.clock()) for pid in dict.fromkeys(self.tokens.values())
+        }
         self.templates = {}
         self.action_definitions = {}
         self.stats = Stats()
@@ -1664,6 +1808,12 @@ class HubSpotSandbox:
             self.rate_limit = update.rate_limit
         if update.window_s is not None:
             self.window_s = update.window_s
+        if update.drop_answer_after_apply is not None:
+            self.faults.drop_answer_after_apply = update.drop_answer_after_apply
+        if update.drop_answer_route is not None:
+            self.faults.drop_answer_route = update.drop_answer_route
+        if update.search_lag_s is not None:
+            self.faults.search_lag_s = update.search_lag_s
         return self.settings()
 
     def settings(self) -> JSON:
@@ -1702,6 +1852,13 @@ class HubSpotSandbox:
             self._throttled(portal)
             return GateDecision(GateOutcome.THROTTLED, 429, self.rate_limit, 0, interval_ms, retry_after)
         return GateDecision(GateOutcome.OK, 200, self.rate_limit, remaining, interval_ms)
+
+    def drop_answer(self, portal: PortalState | None, route: str, status_code: int) -> bool:
+        """After the request to `route` was applied with `status_code`: is its answer to be lost?"""
+        if not 200 <= status_code < 300 or not self.faults.drops_answer(route):
+            return False
+        self._fault(portal, GateOutcome.ERROR, 504)
+        return True
 
     def _fault(self, portal: PortalState | None, outcome: GateOutcome, status_code: int) -> GateDecision:
         self.stats.faults += 1

@@ -653,6 +653,153 @@ class TestCalls:
         assert (await state(hs))["calls"] == []
 
 
+CALLS = "/crm/v3/objects/calls"
+SEARCH = "/crm/v3/objects/calls/search"
+
+
+def marked_call(marker: str, title: str = "Launch webinar recording") -> dict[str, Any]:
+    body = call_body([])
+    body["properties"].update(hs_call_external_id=marker, hs_call_title=title)
+    return body
+
+
+def where(*groups: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"filterGroups": [{"filters": filters} for filters in groups], **extra}
+
+
+def eq(name: str, value: str) -> dict[str, Any]:
+    return {"propertyName": name, "operator": "EQ", "value": value}
+
+
+async def search(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    r = await client.post(SEARCH, headers=AUTH, json=body)
+    assert r.status_code == 200, r.text
+    found: dict[str, Any] = r.json()
+    return found
+
+
+def found_ids(page: dict[str, Any]) -> list[str]:
+    return [result["id"] for result in page["results"]]
+
+
+class TestCallSearch:
+    async def test_filters_groups_properties_and_paging(self, hs: httpx.AsyncClient) -> None:
+        ids = []
+        for marker, title in [("m-1", "One"), ("m-2", "Two"), ("m-3", "Two")]:
+            r = await hs.post(CALLS, headers=AUTH, json=marked_call(marker, title))
+            assert r.status_code == 201
+            ids.append(r.json()["id"])
+        page = await search(hs, where([eq("hs_call_external_id", "m-2")], properties=["hs_call_title"]))
+        assert page["total"] == 1 and found_ids(page) == [ids[1]]
+        assert page["results"][0]["properties"] == {"hs_object_id": ids[1], "hs_call_title": "Two"}
+        assert "paging" not in page
+        # Groups are ORed, filters of a group ANDed.
+        page = await search(
+            hs,
+            where(
+                [eq("hs_call_external_id", "m-1")],
+                [eq("hs_call_title", "Two"), eq("hs_call_external_id", "m-3")],
+            ),
+        )
+        assert found_ids(page) == [ids[0], ids[2]]
+        page = await search(hs, where([{"propertyName": "hs_call_title", "operator": "NEQ", "value": "Two"}]))
+        assert found_ids(page) == [ids[0]]
+        page = await search(
+            hs, where([{"propertyName": "hs_call_external_id", "operator": "IN", "values": ["m-3", "m-9"]}])
+        )
+        assert found_ids(page) == [ids[2]]
+        page = await search(hs, where([{"propertyName": "hs_call_source", "operator": "NOT_HAS_PROPERTY"}]))
+        assert page["total"] == 3
+        assert (await search(hs, where([eq("hs_call_external_id", "m-9")]))) == {"total": 0, "results": []}
+        # Paging through everything, two at a time.
+        first = await search(hs, {"limit": 2})
+        assert found_ids(first) == ids[:2] and first["total"] == 3
+        rest = await search(hs, {"limit": 2, "after": first["paging"]["next"]["after"]})
+        assert found_ids(rest) == ids[2:] and "paging" not in rest
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"limit": 201},
+            where([{"propertyName": "hs_call_title", "operator": "CONTAINS_TOKEN", "value": "x"}]),
+            where([{"propertyName": "hs_call_title", "operator": "EQ"}]),
+            where(*[[eq("hs_call_title", "x")] for _ in range(6)]),
+            where([eq("hs_call_title", "x")] * 11),
+            {"sorts": [{"propertyName": "hs_createdate", "direction": "DESCENDING"}]},
+        ],
+    )
+    async def test_what_it_cannot_do_is_a_400(self, hs: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        r = await hs.post(SEARCH, headers=AUTH, json=body)
+        assert r.status_code == 400, r.text
+        assert_error_shape(r.json(), "VALIDATION_ERROR")
+
+    async def test_search_lags_behind_creates_and_updates(self) -> None:
+        now = [1000.0]
+        async with sandbox_client(search_lag_s=5.0) as (client, sandbox):
+            sandbox.clock = lambda: now[0]
+            call_id = (await client.post(CALLS, headers=AUTH, json=marked_call("m-1"))).json()["id"]
+            # Reads by id see the call at once; search does not yet.
+            assert (await client.get(f"{CALLS}/{call_id}", headers=AUTH)).status_code == 200
+            assert (await search(client, where([eq("hs_call_external_id", "m-1")])))["total"] == 0
+            now[0] += 5.0
+            assert found_ids(await search(client, where([eq("hs_call_external_id", "m-1")]))) == [call_id]
+            # An update shows the old values until the index caught up.
+            patch = {"properties": {"hs_call_title": "Renamed"}}
+            assert (await client.patch(f"{CALLS}/{call_id}", headers=AUTH, json=patch)).status_code == 200
+            now[0] += 4.0
+            old = where([eq("hs_call_title", "Launch webinar recording")])
+            assert found_ids(await search(client, old)) == [call_id]
+            assert (await search(client, where([eq("hs_call_title", "Renamed")])))["total"] == 0
+            now[0] += 1.0
+            assert (await search(client, old))["total"] == 0
+            assert found_ids(await search(client, where([eq("hs_call_title", "Renamed")]))) == [call_id]
+            # The lag is a fault setting: lifting it shows everything at once.
+            r = await client.post("/_sandbox/faults", json={"search_lag_s": 0})
+            assert r.json()["search_lag_s"] == 0
+            await client.post(CALLS, headers=AUTH, json=marked_call("m-2"))
+            assert (await search(client, where([eq("hs_call_external_id", "m-2")])))["total"] == 1
+
+
+class TestLostAnswers:
+    async def test_create_is_applied_then_answered_504(self, hs: httpx.AsyncClient) -> None:
+        r = await hs.post("/_sandbox/faults", json={"drop_answer_after_apply": 2})
+        assert r.json()["drop_answer_after_apply"] == 2
+        assert r.json()["drop_answer_route"] == "POST /crm/v3/objects/calls"
+        # A refused request is not applied, so it does not use the fault up.
+        assert (await hs.post(CALLS, headers=AUTH, json=call_body([], url="http://x"))).status_code == 400
+        # Other routes are not touched, nor is a search of calls.
+        assert (await upsert(hs, upsert_input("a@example.com"))).status_code == 200
+        assert (await hs.post(SEARCH, headers=AUTH, json={})).status_code == 200
+        for marker in ("m-1", "m-2"):
+            r = await hs.post(CALLS, headers=AUTH, json=marked_call(marker))
+            assert r.status_code == 504
+            assert r.headers["content-type"].startswith("text/html")
+            assert "Gateway Time-out" in r.text
+        r = await hs.post(CALLS, headers=AUTH, json=marked_call("m-3"))
+        assert r.status_code == 201
+        s = await state(hs)
+        # Every create was applied, whatever its answer said.
+        assert [c["properties"]["hs_call_external_id"] for c in s["calls"]] == ["m-1", "m-2", "m-3"]
+        assert s["faults"]["drop_answer_after_apply"] == 0
+        assert s["stats"]["faults"] == 2
+        assert s["stats"]["statuses"] == {"400": 1, "200": 2, "504": 2, "201": 1}
+
+    async def test_route_prefix_and_reset(self) -> None:
+        async with sandbox_client(drop_answer_after_apply=1, drop_answer_route="PATCH /crm/v3/*") as (
+            client,
+            sandbox,
+        ):
+            call_id = (await client.post(CALLS, headers=AUTH, json=marked_call("m-1"))).json()["id"]
+            patch = {"properties": {"hs_call_title": "Renamed"}}
+            assert (await client.patch(f"{CALLS}/{call_id}", headers=AUTH, json=patch)).status_code == 504
+            got = await client.get(f"{CALLS}/{call_id}", headers=AUTH)
+            assert got.json()["properties"]["hs_call_title"] == "Renamed"
+            assert (await client.patch(f"{CALLS}/{call_id}", headers=AUTH, json=patch)).status_code == 200
+            await client.post("/_sandbox/reset")
+            assert sandbox.faults.drop_answer_after_apply == 1
+            assert sandbox.faults.drop_answer_route == "PATCH /crm/v3/*"
+
+
 # --------------------------------------------------------------------------------------------------
 # Users and callbacks
 # --------------------------------------------------------------------------------------------------

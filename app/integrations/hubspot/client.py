@@ -127,6 +127,21 @@ def _check_batch(items: Sequence[Any], what: str) -> None:
         raise ValueError(f"{what}: {len(items)} inputs, HubSpot takes at most {BATCH_LIMIT} per request")
 
 
+# Transport failures that happen before any byte of the request left: HubSpot cannot have acted.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def may_have_reached_hubspot(exc: HubSpotError) -> bool:
+    """Whether HubSpot may have applied the request although it failed (its answer was lost).
+
+    A 5xx, an answer that could not be read, a read timeout or a connection dropped after sending
+    leave it open; a 4xx (429 included) is HubSpot refusing the request; a failed connect never sent it.
+    """
+    if exc.status is not None:
+        return not 400 <= exc.status < 500
+    return not isinstance(exc.__cause__, _NEVER_SENT)
+
+
 def _parse_retry_after(response: httpx.Response) -> float:
     """Seconds to wait after a 429: `Retry-After` (seconds or HTTP date), else HubSpot's window."""
     raw = response.headers.get("Retry-After")
@@ -288,11 +303,19 @@ class HubSpotClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        at_most_once: bool = False,
     ) -> httpx.Response:
+        # A create that is not idempotent is sent again only when HubSpot surely did not apply it;
+        # otherwise the caller decides (it can look the record up first).
+        def should_retry(exc: BaseException) -> bool:
+            if not self._should_retry(exc):
+                return False
+            return not (at_most_once and isinstance(exc, HubSpotError) and may_have_reached_hubspot(exc))
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(self._should_retry),
+            retry=retry_if_exception(should_retry),
             sleep=self._sleep,
             before_sleep=self._before_sleep,
             reraise=True,
@@ -307,8 +330,9 @@ class HubSpotClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        at_most_once: bool = False,
     ) -> Any:
-        response = await self._request(method, path, params=params, body=body)
+        response = await self._request(method, path, params=params, body=body, at_most_once=at_most_once)
         try:
             return response.json()
         except ValueError:
@@ -340,8 +364,9 @@ class HubSpotClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        at_most_once: bool = False,
     ) -> _ModelT:
-        data = await self._request_json(method, path, params=params, body=body)
+        data = await self._request_json(method, path, params=params, body=body, at_most_once=at_most_once)
         return self._parse(model, data, method=method, path=path)
 
     # --- contacts -------------------------------------------------------------------------------
@@ -558,9 +583,17 @@ class HubSpotClient:
     # --- calls ----------------------------------------------------------------------------------
 
     async def create_call(
-        self, properties: Mapping[str, PropertyValue], contact_ids: Sequence[str | int]
+        self,
+        properties: Mapping[str, PropertyValue],
+        contact_ids: Sequence[str | int],
+        *,
+        at_most_once: bool = False,
     ) -> CrmObject:
-        """Create a call associated with up to 100 contacts (more: `associate_calls_to_contacts`)."""
+        """Create a call associated with up to 100 contacts (more: `associate_calls_to_contacts`).
+
+        With `at_most_once`, a failure after which HubSpot may have made the call (5xx, answer lost)
+        is raised instead of retried, so the caller can look for it before creating another.
+        """
         _check_batch(contact_ids, "create_call contact_ids")
         body = {
             "properties": _properties(properties),
@@ -577,7 +610,21 @@ class HubSpotClient:
                 for contact_id in contact_ids
             ],
         }
-        return await self._call(CrmObject, "POST", "/crm/v3/objects/calls", body=body)
+        path = "/crm/v3/objects/calls"
+        return await self._call(CrmObject, "POST", path, body=body, at_most_once=at_most_once)
+
+    async def find_calls(
+        self, property_name: str, value: str, properties: Sequence[str] = (), *, limit: int = 10
+    ) -> list[CrmObject]:
+        """Calls whose `property_name` equals `value` (CRM search: new records appear with a lag)."""
+        equal = {"propertyName": property_name, "operator": "EQ", "value": value}
+        body = {
+            "filterGroups": [{"filters": [equal]}],
+            "properties": [property_name, *properties],
+            "limit": limit,
+        }
+        page = await self._call(_SearchPage, "POST", "/crm/v3/objects/calls/search", body=body)
+        return list(page.results)
 
     async def update_call(self, call_id: str | int, properties: Mapping[str, PropertyValue]) -> CrmObject:
         path = f"/crm/v3/objects/calls/{_segment(call_id)}"
@@ -682,6 +729,11 @@ class _UsersPage(BaseModel):
         if self.paging is None or self.paging.next is None:
             return None
         return self.paging.next.after or None
+
+
+class _SearchPage(BaseModel):
+    total: int = 0
+    results: list[CrmObject] = []
 
 
 class _EventTemplatePage(BaseModel):
