@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     # HTTP server limits (app/server.py, used by `serve`). A client must have sent a request's headers
     # this long after connecting or after the previous response, else it is disconnected (slowloris).
     http_header_timeout_s: float = Field(default=10.0, gt=0)
-    # Open connections + running requests above which new requests get 503 at once: bounds the bodies
-    # (up to 1 MiB each) held in memory. Idle keep-alive connections count too.
+    # Running requests above which new requests get 503 at once: bounds the bodies (up to 1 MiB each)
+    # held in memory. Idle and slow connections do not count (the header timeout closes them).
     http_limit_concurrency: int = Field(default=500, ge=1)
     # SIGTERM: requests still running after this many seconds are cancelled and the process stops.
     http_shutdown_timeout_s: int = Field(default=10, ge=1)

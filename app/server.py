@@ -32,6 +32,7 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -77,6 +78,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
       request guard times out stalled bodies).
     - More than ``MAX_HEAD_BYTES`` received while a head is incomplete, or more than
       ``MAX_HEADER_LINES`` header fields: 431 and the connection is closed, before the app is called.
+    - ``limit_concurrency`` bounds the requests being *run* (503 above it), not open connections:
+      uvicorn counts both, so 500 idle or slowloris connections made it answer 503 to everyone
+      (bench/flood.py). A connection without a running request holds no body and is closed by the
+      header or keep-alive timeout; the requests that run are what holds memory.
     """
 
     def __init__(
@@ -96,6 +101,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heads_read = 0
         self._header_lines = 0
         self._refusal: bytes | None = None
+        # Taken from uvicorn's check (which also counts connections) into ours (running requests only).
+        self._max_running, self.limit_concurrency = config.limit_concurrency, None
 
     # --- the header-read timer --------------------------------------------------------------------
 
@@ -163,7 +170,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_pending = False
         self._head_bytes = 0
         self._heads_read += 1
-        super().on_headers_complete()
+        if self._max_running is None or len(self.tasks) < self._max_running:
+            super().on_headers_complete()
+            return
+        # super() starts (or queues) the request with self.app: uvicorn's 503 app for this one only.
+        app, self.app = self.app, service_unavailable
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def on_message_complete(self) -> None:
         self._head_pending = True
@@ -195,8 +210,8 @@ def run(app: str, *, host: str, port: int, workers: int = 1, factory: bool = Fal
         log_level="warning",
         http=GuardedHttpToolsProtocol,
         timeout_keep_alive=KEEP_ALIVE_S,
-        # Above this many open connections or running requests uvicorn answers 503 at once, so a flood
-        # cannot make the process hold an unbounded number of bodies (each up to 1 MiB).
+        # Above this many running requests new ones get 503 at once (GuardedHttpToolsProtocol), so a
+        # flood cannot make the process hold an unbounded number of bodies (each up to 1 MiB).
         limit_concurrency=settings.http_limit_concurrency,
         backlog=BACKLOG,
         # On SIGTERM requests still running after this long are cancelled, so a stalled client cannot

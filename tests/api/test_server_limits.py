@@ -226,6 +226,41 @@ def test_200_header_lines_are_refused(server: Server) -> None:
     assert answer.endswith(f"more than {MAX_HEADER_LINES} header lines".encode())
 
 
+def stalled_request(server: Server) -> socket.socket:
+    """A connection whose request runs in the app, waiting for the rest of a body that never comes."""
+    sock = server.connect()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+    head = request_head("/api/v1/portals/1/settings", "PATCH", {**headers, "Content-Length": "1000"})
+    sock.sendall(head + b'{"webinar_')
+    return sock
+
+
+def test_the_concurrency_limit_counts_running_requests_not_open_connections(tmp_path: Path) -> None:
+    """uvicorn's own limit_concurrency also counts idle connections, so a crowd of them got everybody
+    503; here only requests being run count."""
+    server = start_server(tmp_path, {"HTTP_LIMIT_CONCURRENCY": "2"})
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(4):  # idle keep-alive connections, each after one request
+            sockets.append(server.connect())
+            sockets[-1].sendall(request_head())
+            assert read_response(sockets[-1])[0] == 200
+        with server.connect() as sock:
+            sock.sendall(request_head())
+            assert read_response(sock)[0] == 200
+        sockets += [stalled_request(server) for _ in range(2)]
+        # Both stalled requests are running once their heads are read; nothing answers them.
+        readable, _, _ = select.select(sockets[-2:], [], [], 1.0)
+        assert not readable
+        with server.connect() as sock:
+            sock.sendall(request_head())
+            assert read_response(sock)[0] == 503
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
+
+
 def test_sigterm_exits_within_the_graceful_timeout_despite_open_connections(tmp_path: Path) -> None:
     """An idle keep-alive connection and a request whose body stalls (the request guard would wait 30 s
     for it) do not keep a stopping server alive past HTTP_SHUTDOWN_TIMEOUT_S."""
@@ -234,13 +269,7 @@ def test_sigterm_exits_within_the_graceful_timeout_despite_open_connections(tmp_
         idle = server.connect()
         idle.sendall(request_head())
         assert read_response(idle)[0] == 200
-        stalled = server.connect()
-        headers = {
-            "Authorization": f"Bearer {ADMIN_TOKEN}",
-            "Content-Type": "application/json",
-            "Content-Length": "1000",
-        }
-        stalled.sendall(request_head("/api/v1/portals/1/settings", "PATCH", headers) + b'{"webinar_')
+        stalled = stalled_request(server)
         # The stalled request must be in the app (reading its body) before the signal; nothing answers it.
         readable, _, _ = select.select([stalled], [], [], 1.0)
         assert not readable
