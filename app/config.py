@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     http_limit_concurrency: int = Field(default=500, ge=1)
     # SIGTERM: requests still running after this many seconds are cancelled and the process stops.
     http_shutdown_timeout_s: int = Field(default=10, ge=1)
+    # HubSpot (or Zoom) calls for a portal failing for longer than this: one audit warning per outage.
+    delivery_failing_warn_s: float = Field(default=300.0, ge=0)
 
     @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
     @classmethod

@@ -71,7 +71,7 @@ def create_app(
             state = AppState(settings=cfg, engine=engine, read_engine=read_engine, inbox_writer=writer)
             app.state.app_state = state
             stop = asyncio.Event()
-            zoom = ZoomGateway(cfg, transport=zoom_transport)
+            zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine)
             hubspot = HubSpotGateway(cfg, engine, transport=hubspot_transport) if cfg.run_worker else None
             wake_worker = asyncio.Event()
             actions = ActionService(

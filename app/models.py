@@ -341,6 +341,30 @@ class RateLimitBlock(SQLModel, table=True):
     blocked_until: datetime = Field(sa_type=UTCDateTime())
 
 
+class IntegrationHealth(SQLModel, table=True):
+    """How calls from this service to HubSpot or Zoom went lately, per portal.
+
+    Kept in the database because the API answering /api/v1/status and the workers making the calls
+    may be different processes. Written on a change of state and at most every few tens of seconds
+    otherwise (app.delivery.health_rules), never on every call.
+    """
+
+    __tablename__ = "integration_health"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    service: str = Field(max_length=16, primary_key=True)  # "hubspot" | "zoom"
+    last_ok_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # Null while calls succeed; the start of the current outage otherwise.
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # Status code and the platform's category/message: never a token, never an email address.
+    last_error: str | None = Field(default=None, max_length=300)
+    last_error_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    rate_limited_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # When the audit warning for the current outage was written (null: not yet, or no outage).
+    warned_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
 class HubSpotContact(SQLModel, table=True):
     """What this service knows of an email in a portal's HubSpot (R2-R4 facts, contact id)."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.db import utcnow
+from app.delivery.health import configured_portals, portal_health
 from app.models import (
     ActionExecution,
     ActionState,
@@ -77,6 +79,15 @@ def job_counts(session: Session) -> dict[str, int]:
         "failed": int(by_state.get(JobState.FAILED.value, 0)),
     }
     return counts
+
+
+def portals_status(session: Session, env_portal_id: int | None) -> dict[str, dict[str, object]]:
+    """Per configured portal, the health of its HubSpot and Zoom calls (keyed by the id as text)."""
+    portals = configured_portals(session, env_portal_id)
+    return {
+        str(portal_id): {service: asdict(v) for service, v in views.items()}
+        for portal_id, views in portal_health(session, portals, utcnow()).items()
+    }
 
 
 def status_counts(session: Session) -> dict[str, object]:

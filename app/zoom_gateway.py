@@ -8,8 +8,11 @@ now, backfill) retries with backoff and honours Retry-After. Both share the acco
 from __future__ import annotations
 
 import httpx
+from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.delivery.health import HealthRecorder, ZoomCallObserver
+from app.delivery.health_rules import Service
 from app.integrations.zoom.client import ZoomClient
 from app.integrations.zoom.errors import ZoomAuthError
 from app.integrations.zoom.token import StaticTokenProvider, ZoomTokenProvider
@@ -18,8 +21,21 @@ INTERACTIVE_TIMEOUT_S = 5.0
 
 
 class ZoomGateway:
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.settings = settings
+        # With the database: every call's outcome counts for the connected portals' Zoom health
+        # in /api/v1/status (app.delivery.health). One-off tools pass none.
+        self.health = (
+            HealthRecorder(engine, Service.ZOOM, warn_after_s=settings.delivery_failing_warn_s)
+            if engine is not None
+            else None
+        )
         self.http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, connect=10.0))
         self._tokens: dict[str, ZoomTokenProvider] = {}
         self._clients: dict[tuple[str, bool], ZoomClient] = {}
@@ -55,6 +71,7 @@ class ZoomGateway:
             api_base_url=self.settings.zoom_api_base_url,
             tokens=tokens,
             max_attempts=1 if interactive else 5,
+            observer=ZoomCallObserver(self.health, account_id) if self.health is not None else None,
         )
         self._clients[(account_id, interactive)] = client
         return client

@@ -11,7 +11,7 @@ from app.api.deps import AdminAuth, AdminRoute, ReadSessionDep, StateDep
 from app.api.schemas import StatusOut
 from app.metrics import REGISTRY
 from app.migrations import schema_problem
-from app.queue_status import status_counts
+from app.queue_status import portals_status, status_counts
 
 router = APIRouter(tags=["health"], route_class=AdminRoute)
 
@@ -44,6 +44,7 @@ def metrics() -> Response:
 @router.get("/api/v1/status", dependencies=[AdminAuth], tags=["admin"])
 def status(session: ReadSessionDep, state: StateDep) -> StatusOut:
     counts = status_counts(session)
+    counts["portals"] = portals_status(session, state.settings.hubspot_portal_id)
     # Workflow-action answers already sent and still being recorded in this process.
     actions = state.extras.get("action_service")
     recording = actions.recording_now() if actions is not None else 0

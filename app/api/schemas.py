@@ -6,7 +6,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.sync.rules import normalize_domain, normalize_email
 
@@ -99,6 +99,31 @@ class QueueCounts(BaseModel):
     dead: int
 
 
+class IntegrationHealthOut(BaseModel):
+    """How this service's calls to HubSpot or Zoom for one portal went lately."""
+
+    state: Literal["ok", "failing", "rate_limited", "unknown"] = Field(
+        description="`failing`: calls fail (5xx, unreachable, token refused) since `since`; "
+        "`rate_limited`: a 429 holds calls back until `rate_limited_until`; "
+        "`unknown`: no call recorded yet"
+    )
+    since: datetime | None = Field(
+        default=None, description="failing: when the outage began; rate_limited: when the 429 came"
+    )
+    last_ok_at: datetime | None = None
+    last_error: str | None = Field(default=None, description="status code, category and message")
+    rate_limited_until: datetime | None = None
+
+
+class PortalStatusOut(BaseModel):
+    """One portal's state. Open: further per-portal fields may join these two."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hubspot: IntegrationHealthOut
+    zoom: IntegrationHealthOut
+
+
 class StatusOut(BaseModel):
     pending: int
     failed: int
@@ -110,3 +135,5 @@ class StatusOut(BaseModel):
     # Pulls from Zoom: due, running, scheduled (later, e.g. reconciliation), failed.
     sync_jobs: dict[str, int] = {}
     details: dict[str, Any] = {}
+    # Per configured portal (env connection and stored connections), keyed by portal id.
+    portals: dict[str, PortalStatusOut] = {}

@@ -10,6 +10,8 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.delivery.health import HealthRecorder, HubSpotCallObserver
+from app.delivery.health_rules import Service
 from app.hubspot_setup import ensure_hubspot_setup, stored_template_ids
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
@@ -41,6 +43,8 @@ class HubSpotGateway:
         self._clients: dict[int, HubSpotClient] = {}
         self._templates: dict[int, dict[str, str]] = {}
         self._setup_failed_at: dict[int, tuple[float, str]] = {}
+        # Every call's outcome, per portal, for /api/v1/status and the outage audit warning.
+        self.health = HealthRecorder(engine, Service.HUBSPOT, warn_after_s=settings.delivery_failing_warn_s)
 
     def client_for(self, portal_id: int) -> HubSpotClient | None:
         """A client for the portal, or None when this process has no credentials for it."""
@@ -56,6 +60,7 @@ class HubSpotGateway:
             access_token=token.get_secret_value(),
             portal_id=portal_id,
             rate_limiter=self.limiter,
+            observer=HubSpotCallObserver(self.health, portal_id),
         )
         self._clients[portal_id] = client
         return client

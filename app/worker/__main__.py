@@ -63,7 +63,7 @@ async def _serve(engine: Engine, settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     hubspot = HubSpotGateway(settings, engine)
-    zoom = ZoomGateway(settings)
+    zoom = ZoomGateway(settings, engine=engine)
     actions = ActionService(
         engine,
         zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),

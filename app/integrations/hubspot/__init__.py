@@ -2,6 +2,7 @@
 
 from app.integrations.hubspot.client import (
     BATCH_LIMIT,
+    CallObserver,
     HubSpotClient,
     HubSpotClientStats,
     attendance_time_value,
@@ -50,6 +51,7 @@ __all__ = [
     "AttendanceState",
     "BatchError",
     "BatchResult",
+    "CallObserver",
     "CallbackCompletion",
     "Contact",
     "ContactUpsert",

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -66,6 +66,15 @@ ATTENDANCE_STATES: frozenset[str] = frozenset({"register", "attend", "cancel"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 JsonBody = dict[str, Any]
+
+
+class CallObserver(Protocol):
+    """Told how each call went, e.g. to keep the portal's health (app.delivery.health)."""
+
+    async def observe(self, error: HubSpotError | None, began_at: datetime) -> None:
+        """A call ended (`error` None: HubSpot answered it) or one attempt got a 429 (then the
+        client waits and retries). `began_at`: when the call started. Must not raise."""
+        ...
 
 
 @dataclass
@@ -189,9 +198,11 @@ class HubSpotClient:
         backoff_max_s: float = 30.0,
         max_retry_after_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: CallObserver | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        self._observer = observer
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._headers = {
@@ -288,13 +299,17 @@ class HubSpotClient:
             self._limiter.penalise(self.portal_id, retry_after_s)
         elif response.status_code >= 500:
             self.stats.server_errors += 1
-        raise error_from_response(
+        error = error_from_response(
             response.status_code,
             self._scrub_bytes(response.content),
             retry_after_s=retry_after_s,
             method=method,
             path=path,
         )
+        if isinstance(error, HubSpotRateLimited) and self._observer is not None:
+            # Reported now: the retries may wait it out, and the wait is what status should show.
+            await self._observer.observe(error, datetime.now(UTC))
+        raise error
 
     async def _request(
         self,
@@ -320,7 +335,15 @@ class HubSpotClient:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        response: httpx.Response = await retrying(self._attempt, method, path, params, body)
+        began_at = datetime.now(UTC)
+        try:
+            response: httpx.Response = await retrying(self._attempt, method, path, params, body)
+        except HubSpotError as exc:
+            if self._observer is not None:
+                await self._observer.observe(exc, began_at)
+            raise
+        if self._observer is not None:
+            await self._observer.observe(None, began_at)
         return response
 
     async def _request_json(

@@ -17,7 +17,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -58,6 +58,15 @@ JsonBody = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 # Describe the body as sent; a downloaded body is kept decoded, so these no longer apply.
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class CallObserver(Protocol):
+    """Told how each call went, e.g. to keep the connected portals' health (app.delivery.health)."""
+
+    async def observe(self, error: ZoomError | None, began_at: datetime) -> None:
+        """A call ended (`error` None: Zoom answered it) or one attempt got a 429 (then the client
+        may wait and retry). `began_at`: when the call started. Must not raise."""
+        ...
 
 
 @dataclass
@@ -127,9 +136,11 @@ class ZoomClient:
         sleep: Sleep = asyncio.sleep,
         retry_max_s: float = 20.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: CallObserver | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        self._observer = observer
         self._http = http
         self._base_url = api_base_url.rstrip("/")
         self._tokens = tokens
@@ -266,6 +277,9 @@ class ZoomClient:
         elif response.status_code >= 500:
             self.stats.server_errors += 1
         error = error_from_response(response, method, path, now=self._now(), redact=(token,))
+        if isinstance(error, ZoomRateLimited) and self._observer is not None:
+            # Reported now: the retries may wait it out, and the wait is what status should show.
+            await self._observer.observe(error, self._now())
         if max_bytes is not None and response.status_code == 404 and not isinstance(error, ZoomAuthError):
             raise ZoomRecordingNotFound(
                 error.status, error.code, error.message, method=error.method, path=error.path
@@ -291,9 +305,17 @@ class ZoomClient:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        response: httpx.Response = await retrying(
-            self._attempt, method, url, path, params, body, explicit_token, max_bytes
-        )
+        began_at = self._now()
+        try:
+            response: httpx.Response = await retrying(
+                self._attempt, method, url, path, params, body, explicit_token, max_bytes
+            )
+        except ZoomError as exc:
+            if self._observer is not None:
+                await self._observer.observe(exc, began_at)
+            raise
+        if self._observer is not None:
+            await self._observer.observe(None, began_at)
         return response
 
     async def _request_json(
