@@ -99,7 +99,10 @@ class RequestGuard:
                 await _answer(send, 413, f"body larger than {limit} bytes")
                 return
         started = False
-        stopped: _Stop | None = None
+        # Why the body was cut off, as plain values: holding the raised exception here would make a
+        # reference cycle (closure cell -> exception -> traceback -> frames holding body chunks) that
+        # only the cycle collector frees, so a flood of oversized bodies would pile up memory.
+        stopped: tuple[int, str] | None = None
         seen = 0
 
         async def limited_receive() -> Message:
@@ -107,13 +110,13 @@ class RequestGuard:
             try:
                 message = await asyncio.wait_for(receive(), timeout=BODY_READ_TIMEOUT_S)
             except TimeoutError as exc:
-                stopped = _Stop(408, f"no body data for {BODY_READ_TIMEOUT_S:g} s")
-                raise stopped from exc
+                stopped = (408, f"no body data for {BODY_READ_TIMEOUT_S:g} s")
+                raise _Stop(*stopped) from exc
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    stopped = _Stop(413, f"body larger than {limit} bytes")
-                    raise stopped
+                    stopped = (413, f"body larger than {limit} bytes")
+                    raise _Stop(*stopped)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -123,7 +126,7 @@ class RequestGuard:
                 # parsing the body"): the reason is ours to give.
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _answer(send, stopped.status, stopped.detail)
+                    await _answer(send, *stopped)
                 return
             if message["type"] == "http.response.start":
                 started = True
