@@ -48,7 +48,7 @@ async def test_lost_create_answer_makes_no_second_call(database: Database, searc
 
 
 async def test_each_recording_gets_one_call_when_every_first_create_is_lost(database: Database) -> None:
-    async with harness(database, hubspot_kwargs={"search_lag_s": 1.0}) as h:
+    async with harness(database, hubspot_kwargs={"search_lag_s": 3.0}) as h:
         first = await play_webinar(h)
         h.hubspot.faults.drop_answer_after_apply = 1
         await record(h, first)
