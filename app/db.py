@@ -6,6 +6,7 @@ unit of work. Everything else only flushes.
 
 from __future__ import annotations
 
+import selectors
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator
@@ -102,6 +103,117 @@ def _begin_immediate_eagerly(conn: Any) -> None:
             time.sleep(0.002)
 
 
+# ---- PostgreSQL unreachable: bounded waits -----------------------------------------------------------
+#
+# Without these, a database that stops answering (host gone, network partition, server stalled)
+# makes every call wait forever: a webhook would hang instead of answering 503, /readyz would hang
+# instead of saying "not ready", and workers would sit in a call that never returns. Server-side
+# timeouts (`statement_timeout`) cannot help when the server is not reached at all, so the bounds
+# are on the client side:
+#
+# * `connect_timeout`: a new connection that gets no answer fails after this (libpq's minimum is 2).
+# * A ping with a deadline on every checkout from the pool (instead of SQLAlchemy's pool_pre_ping,
+#   whose `SELECT 1` has no timeout and hangs on a stalled server). A connection that does not
+#   answer in time is dropped with the rest of the pool and a new one is tried, which
+#   `connect_timeout` bounds. So each attempt to use the database fails within about 5 s.
+# * TCP keepalives and `tcp_user_timeout`: a statement already sent when the peer vanishes (no RST,
+#   packets dropped) fails once the kernel gives up on the peer (about 15-20 s) instead of after
+#   the kernel's default of about two hours. A long-running query is not affected: its bytes are
+#   acknowledged and keepalive probes answered while the server works on it.
+#
+# A statement already sent to a server that is alive at the TCP level but stalled still waits for
+# it; callers that must answer quickly (the webhook) put their own deadline around the call.
+PG_CONNECT_TIMEOUT_S = 3
+PG_PING_TIMEOUT_S = 2.0
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": PG_CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,  # ms
+}
+# SQLSTATE classes and codes that mean "the server is not there (any more)".
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _mark_fresh(_dbapi_connection: Any, record: Any) -> None:
+    record.info["zh_fresh"] = True
+
+
+def _ping_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    if record.info.pop("zh_fresh", False):
+        return  # just connected: it answered a moment ago
+    try:
+        answered = _answers_within(dbapi_connection.pgconn, PG_PING_TIMEOUT_S)
+    except Exception as exc:  # reset, closed, anything: the connection is not usable
+        raise InvalidatePoolError(f"connection check failed: {type(exc).__name__}") from exc
+    if not answered:
+        # The others in the pool are most likely as dead: drop them all (InvalidatePoolError), so
+        # each later checkout does not wait out its own ping first.
+        raise InvalidatePoolError(f"database did not answer within {PG_PING_TIMEOUT_S:g} s")
+
+
+def _answers_within(pgconn: Any, timeout_s: float) -> bool:
+    """`SELECT 1` through libpq's asynchronous interface (psycopg's documented `pq` layer), waiting
+    at most `timeout_s` for the answer; False when it did not come or was not a result."""
+    from psycopg import pq  # only reached on PostgreSQL engines
+
+    if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        return False
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as selector:
+        pgconn.send_query(b"SELECT 1")
+        selector.register(pgconn.socket, selectors.EVENT_WRITE)
+        while pgconn.flush() != 0:  # a non-blocking connection may not have sent everything yet
+            if not selector.select(max(0.0, deadline - time.monotonic())):
+                return False
+        selector.modify(pgconn.socket, selectors.EVENT_READ)
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                return False  # the caller drops the connection: it is mid-query now
+            pgconn.consume_input()
+    ok = True
+    while (result := pgconn.get_result()) is not None:
+        ok = ok and result.status == pq.ExecStatus.TUPLES_OK
+    return ok
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or went away (refused, reset, timed
+    out, shutting down), as opposed to refusing what was asked (a conflict, a constraint, a bug).
+    PostgreSQL only: a SQLite file does not go away, and its "database is locked" is contention."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        orig = current.orig if isinstance(current, DBAPIError) else current
+        if type(orig).__module__.startswith("psycopg") and type(orig).__name__ in (
+            "OperationalError",
+            "ConnectionTimeout",
+            "AdminShutdown",
+            "CrashShutdown",
+            "CannotConnectNow",
+        ):
+            sqlstate = getattr(orig, "sqlstate", None)
+            if sqlstate is None or str(sqlstate).startswith(_UNREACHABLE_SQLSTATES):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def database_error_text(exc: BaseException) -> str:
+    """One line saying what went wrong, without the SQL statement and its parameters."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        lines = str(exc.orig).strip().splitlines() or [""]
+        return f"{type(exc.orig).__name__}: {lines[0]}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def make_engine(
     database_url: str, *, pool_size: int = 10, read_only: bool = False, eager_writer: bool = False
 ) -> Engine:
@@ -140,18 +252,20 @@ def make_engine(
         else:
             event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
     if read_only:
         # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY: one snapshot for all of a transaction's
         # statements (never a serialization failure: nothing is written), and a write fails.
-        return create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_pre_ping=True,
-            isolation_level="REPEATABLE READ",
-            execution_options={"postgresql_readonly": True},
-        )
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        options |= {"isolation_level": "REPEATABLE READ", "execution_options": {"postgresql_readonly": True}}
+    if url.get_driver_name() != "psycopg":  # not a driver this project uses: SQLAlchemy's own pre-ping
+        return create_engine(url, pool_pre_ping=True, **options)
+    # URL query parameters win: a deployment may tune these in DATABASE_URL.
+    connect_args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in url.query}
+    engine = create_engine(url, connect_args=connect_args, **options)
+    # Instead of pool_pre_ping (see PG_PING_TIMEOUT_S above).
+    event.listen(engine, "connect", _mark_fresh)
+    event.listen(engine, "checkout", _ping_on_checkout)
+    return engine
 
 
 def dialect_insert(session: OrmSession, table: Any) -> Any:

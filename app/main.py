@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -96,15 +97,19 @@ def create_app(
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})
                 yield
             finally:
+                # uvicorn gets here after SIGTERM once in-flight requests are answered (the inbox
+                # writer is still running for them until then), so the writer stops last.
+                stopping = time.monotonic()
                 await actions.drain()
                 stop.set()
                 if background is not None:
-                    await background.wait()
+                    await background.wait()  # bounded: see runner.STOP_GRACE_S
                 if hubspot is not None:
                     await hubspot.aclose()
                 await zoom.aclose()
                 actions.close()
                 writer.stop()
+                log.info("service stopped", extra={"stop_s": round(time.monotonic() - stopping, 2)})
         finally:
             if read_engine is not None:
                 read_engine.dispose()

@@ -46,21 +46,31 @@ _ANSWERS = {
     for status in ("accepted", "duplicate")
     for handled in (True, False)
 }
+# When the inbox cannot be written (database away): Zoom retries on its own schedule (5, 20, 60 min)
+# whatever this says; other senders learn when trying again makes sense.
+RETRY_AFTER_S = 30
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _TooLarge(Exception):
     pass
 
 
-def _reject(status: int, detail: str, event: str = "unknown", outcome: str = "rejected") -> Answer:
+def _reject(
+    status: int,
+    detail: str,
+    event: str = "unknown",
+    outcome: str = "rejected",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Answer:
     WEBHOOK_DELIVERIES.labels(event, outcome).inc()
-    return Answer(status, json.dumps({"detail": detail}).encode())
+    return Answer(status, json.dumps({"detail": detail}).encode(), headers)
 
 
 async def _read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
@@ -124,8 +134,15 @@ async def handle_zoom_webhook(
     try:
         outcome = await state.inbox_writer.store(row)
     except StorageUnavailable as exc:
-        # 503 makes Zoom retry later; nothing was stored, so nothing is lost.
-        return _reject(503, f"could not store the event, retry later ({exc})", label, "storage_error")
+        # 503 makes Zoom retry later; the event is not (known to be) stored, so nothing is lost (a
+        # row written after all makes the retry a "duplicate").
+        return _reject(
+            503,
+            f"could not store the event, retry later ({exc})",
+            label,
+            "storage_error",
+            (("retry-after", str(RETRY_AFTER_S)),),
+        )
     WEBHOOK_DELIVERIES.labels(label, outcome.value if handled else "ignored").inc()
     wake = state.extras.get("wake_worker")
     if handled and wake is not None:
@@ -141,7 +158,9 @@ async def zoom_webhook(request: Request) -> Response:
     state: AppState = request.app.state.app_state
     headers = {k.lower(): v for k, v in request.headers.items()}
     answer = await handle_zoom_webhook(state, headers, request.stream())
-    return Response(answer.body, status_code=answer.status, media_type="application/json")
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=dict(answer.headers)
+    )
 
 
 Scope = MutableMapping[str, Any]
@@ -181,7 +200,11 @@ class ZoomWebhookFastPath:
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(answer.body)).encode())],
+                "headers": [
+                    *_JSON_HEADERS,
+                    (b"content-length", str(len(answer.body)).encode()),
+                    *((k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": answer.body})

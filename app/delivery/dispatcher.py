@@ -149,6 +149,7 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.now = now
         self._skip_locked = engine.dialect.name == "postgresql"
+        self._leased: list[ClaimedOp] = []  # the operations of the round in progress
 
     # ---- the round ------------------------------------------------------------------------------
 
@@ -179,7 +180,24 @@ class Dispatcher:
             done_sending.set()
             await heartbeat
         await asyncio.to_thread(self._finish, ops, results, outcome)
+        self._leased = []
         return outcome
+
+    def release_claims(self) -> int:
+        """End the leases of the round in progress, after it was cancelled (the worker stops): another
+        worker takes its operations at once instead of after the lease. Whatever the round sent is
+        sent again then, which every HubSpot write here allows (upserts, stable event ids)."""
+        ops, self._leased = self._leased, []
+        if ops:
+            table = OutboxOp.__table__  # type: ignore[attr-defined]
+            with unit_of_work(self.engine) as session:
+                session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("op_id"), table.c.locked_until.is_not(None))
+                    .values(locked_until=None),
+                    [{"op_id": op.id} for op in in_lock_order(ops)],
+                )
+        return len(ops)
 
     async def _keep_leases(self, ops: list[ClaimedOp], done: asyncio.Event) -> None:
         interval = self.config.lease_s / 3
@@ -275,7 +293,7 @@ class Dispatcher:
             lease = now + timedelta(seconds=self.config.lease_s)
             for row in rows:
                 row.locked_until = lease
-            return [
+            self._leased = [
                 ClaimedOp(
                     id=r.id or 0,
                     portal_id=r.portal_id,
@@ -290,6 +308,7 @@ class Dispatcher:
                 )
                 for r in rows
             ]
+            return self._leased
 
     def _finish(self, ops: list[ClaimedOp], results: dict[int, Result], outcome: DispatchOutcome) -> None:
         now = self.now()

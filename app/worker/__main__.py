@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from sqlalchemy.engine import Engine
 
@@ -73,11 +74,15 @@ async def _serve(engine: Engine, settings: Settings) -> None:
     background.start(stop)
     log.info("worker started")
     await stop.wait()
+    # Graceful: each loop ends its round; a dispatch round still sending after a few seconds is
+    # cancelled and its operations handed back, so another worker takes them at once (runner.py).
+    stopping = time.monotonic()
+    log.info("worker stopping")
     await background.wait()
     await hubspot.aclose()
     await zoom.aclose()
     actions.close()
-    log.info("worker stopped")
+    log.info("worker stopped", extra={"stop_s": round(time.monotonic() - stopping, 2)})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from app.db import unit_of_work, utcnow
+from app.db import database_unreachable, unit_of_work, utcnow
 from app.metrics import INBOX_PROCESSED
 from app.models import AuditStatus, InboxEvent, InboxState
 from app.pull.schedule import schedule_details, schedule_reconcile
@@ -150,6 +150,8 @@ class InboxProcessor:
             self.refresh_audits(force=False)
             return outcome
         except (IntegrityError, OperationalError) as exc:
+            if database_unreachable(exc):
+                raise  # not a conflict: the worker loop waits for the database (app.worker.runner)
             # Usually a race lost to another worker (same aggregate row, deadlock): nothing was
             # committed, the rows stay pending and the next round takes them again. The same error
             # several rounds in a row is more likely one event that can never be written: then each

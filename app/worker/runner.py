@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 
 from app.actions.service import ActionService
 from app.config import Settings
-from app.delivery.dispatcher import DispatchConfig, Dispatcher
+from app.db import database_error_text, database_unreachable
+from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome
 from app.delivery.facts import FactsResolver, db_hubspot_facts
 from app.delivery.gateway import HubSpotGateway
 from app.pull.jobs import JobRunner
@@ -27,6 +28,52 @@ log = logging.getLogger(__name__)
 # On SQLite the in-process worker and the webhook intake share one write lock: a long batch makes
 # webhook answers wait for it, so the in-process worker takes smaller bites there.
 SQLITE_IN_PROCESS_BATCH = 100
+
+# While the database is unreachable a loop tries again after a delay growing from the first to the
+# last of these (cheap: one refused or timed-out connection attempt), so it resumes within a few
+# seconds of the database's return without spinning meanwhile.
+OUTAGE_RETRY_S = (0.5, 1.0, 2.0, 4.0)
+# After SIGTERM: a dispatch round still running after this is cancelled and its operations handed
+# back (a round can take minutes against a slow HubSpot; the process must exit within ~10 s).
+ROUND_GRACE_S = 3.0
+# After SIGTERM: whatever loop is still busy after this is cancelled (Background.wait).
+STOP_GRACE_S = 6.0
+
+
+class OutageWatch:
+    """One loop's view of database outages: says once that the database is unreachable and once
+    that it is back (not once per attempt), and how long to wait before the next attempt."""
+
+    def __init__(self, loop_name: str) -> None:
+        self.loop_name = loop_name
+        self.down_since: float | None = None
+        self.attempts = 0
+
+    def failed(self, exc: BaseException, other_error_delay_s: float) -> float:
+        """Seconds to wait before the next round, after `exc` ended this one."""
+        if not database_unreachable(exc):
+            log.exception("%s round failed", self.loop_name)
+            return other_error_delay_s
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning(
+                "database unreachable; %s waits and tries again",
+                self.loop_name,
+                extra={"error": database_error_text(exc)},
+            )
+        delay = OUTAGE_RETRY_S[min(self.attempts, len(OUTAGE_RETRY_S) - 1)]
+        self.attempts += 1
+        return delay
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            log.warning(
+                "database reachable again; %s resumes",
+                self.loop_name,
+                extra={"unreachable_s": round(time.monotonic() - self.down_since, 1)},
+            )
+            self.down_since = None
+            self.attempts = 0
 
 
 def build_processor(engine: Engine, settings: Settings, *, in_process: bool = False) -> InboxProcessor:
@@ -67,18 +114,45 @@ async def run_dispatcher_async(
     dispatcher: Dispatcher, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
 ) -> None:
     """Delivers planned operations; woken when the inbox worker planned something."""
+    watch = OutageWatch("dispatch")
     while not stop.is_set():
         try:
-            outcome = await dispatcher.run_once()
-        except Exception:  # the loop must survive anything (database restarting, a bug in one round)
-            log.exception("dispatch round failed")
-            await asyncio.sleep(poll_interval_s * 10)
+            outcome = await _dispatch_round(dispatcher, stop)
+        except Exception as exc:  # the loop must survive anything (database restarting, a bug in one round)
+            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
             continue
+        if outcome is None:
+            return  # stopped mid-round
+        watch.succeeded()
         if outcome.done or outcome.retried or outcome.failed:
             continue  # there may be more
         wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=poll_interval_s)
+
+
+async def _dispatch_round(dispatcher: Dispatcher, stop: asyncio.Event) -> DispatchOutcome | None:
+    """One round; None when `stop` came first and the round was stopped (its claims handed back)."""
+    round_task = asyncio.create_task(dispatcher.run_once(), name="outbox-round")
+    stopping = asyncio.create_task(stop.wait(), name="outbox-round-stop")
+    try:
+        await asyncio.wait({round_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not round_task.done():
+            await asyncio.wait({round_task}, timeout=ROUND_GRACE_S)
+        if round_task.done():
+            return round_task.result()
+    except asyncio.CancelledError:
+        pass  # cancelled from outside (Background.wait): the same as a stop
+    finally:
+        stopping.cancel()
+    round_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await round_task
+    # Sending them again is harmless (every HubSpot write is idempotent); waiting out their lease
+    # (15 s) would only delay the worker that takes over.
+    released = await asyncio.to_thread(dispatcher.release_claims)
+    log.info("dispatch round stopped", extra={"released": released})
+    return None
 
 
 def _log_outcome(outcome: BatchOutcome) -> None:
@@ -102,13 +176,14 @@ async def run_worker_async(
     on_planned: Callable[[], None] | None = None,
 ) -> None:
     """In-process worker: batches run in a thread so the event loop keeps answering webhooks."""
+    watch = OutageWatch("inbox worker")
     while not stop.is_set():
         try:
             outcome = await asyncio.to_thread(processor.run_once)
-        except Exception:  # the loop must survive anything (e.g. database restarting)
-            log.exception("worker round failed")
-            outcome = BatchOutcome()
-            await asyncio.sleep(poll_interval_s * 10)
+        except Exception as exc:  # the loop must survive anything (e.g. database restarting)
+            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
+            continue
+        watch.succeeded()
         _log_outcome(outcome)
         if outcome.done and on_planned is not None:
             on_planned()
@@ -124,13 +199,14 @@ def run_worker_blocking(
 ) -> int:
     """Standalone worker process. Returns the number of events processed."""
     processed = 0
+    watch = OutageWatch("inbox worker")
     while not stop.is_set():
         try:
             outcome = processor.run_once()
-        except Exception:
-            log.exception("worker round failed")
-            time.sleep(poll_interval_s * 10)
+        except Exception as exc:
+            stop.wait(watch.failed(exc, poll_interval_s * 10))
             continue
+        watch.succeeded()
         _log_outcome(outcome)
         processed += outcome.done + outcome.dead + outcome.failed
         if outcome.claimed == 0 and not outcome.errors:
@@ -144,13 +220,14 @@ async def run_actions_async(
     service: ActionService, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
 ) -> None:
     """Completes blocked workflow actions and sends their results to HubSpot's callbacks API."""
+    watch = OutageWatch("workflow action")
     while not stop.is_set():
         try:
             outcome = await service.run_once()
-        except Exception:  # the loop must survive anything
-            log.exception("workflow action round failed")
-            await asyncio.sleep(poll_interval_s * 10)
+        except Exception as exc:  # the loop must survive anything
+            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
             continue
+        watch.succeeded()
         if outcome.busy:
             continue
         wake.clear()
@@ -162,13 +239,14 @@ async def run_jobs_async(
     runner: JobRunner, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
 ) -> None:
     """Sync now, reconciliation and backfill pulls from Zoom, one job at a time per worker."""
+    watch = OutageWatch("sync job")
     while not stop.is_set():
         try:
             outcome = await runner.run_once()
-        except Exception:  # the loop must survive anything
-            log.exception("sync job round failed")
-            await asyncio.sleep(poll_interval_s * 10)
+        except Exception as exc:  # the loop must survive anything
+            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
             continue
+        watch.succeeded()
         if outcome.ran:
             continue
         wake.clear()
@@ -229,9 +307,17 @@ class Background:
                 asyncio.create_task(run_jobs_async(runner, stop, self.wake_jobs, poll), name="sync-jobs")
             )
 
-    async def wait(self) -> None:
+    async def wait(self, grace_s: float = STOP_GRACE_S) -> None:
+        """After `stop` was set: wait for the loops to end, cancelling those still busy after
+        `grace_s` (the process must exit within ~10 s of SIGTERM)."""
         self.wake_worker.set()
         self.wake_dispatcher.set()
         self.wake_actions.set()
         self.wake_jobs.set()
-        await asyncio.gather(*self._tasks)
+        if not self._tasks:
+            return
+        _, busy = await asyncio.wait(self._tasks, timeout=grace_s)
+        for task in busy:
+            log.warning("%s still busy %g s after stop; cancelling it", task.get_name(), grace_s)
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
