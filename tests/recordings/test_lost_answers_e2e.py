@@ -65,3 +65,12 @@ async def test_each_recording_gets_one_call_when_every_first_create_is_lost(data
             assert {a["id"] for a in call["associations"]["contacts"]["results"]} == attendees
         stats = h.portal_state()["stats"]
         assert stats["requests"][CREATE] == 2 and stats["statuses"]["504"] == 2, stats
+
+
+async def test_a_create_that_is_answered_costs_no_search(database: Database) -> None:
+    async with harness(database, hubspot_kwargs={"search_lag_s": 3.0}) as h:
+        played = await play_webinar(h)
+        await record(h, played)
+        await assert_synced(h, played)
+        requests = h.portal_state()["stats"]["requests"]
+        assert requests[CREATE] == 1 and SEARCH not in requests, requests
