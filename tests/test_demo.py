@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app import cli as cli_module
+from app import server as server_module
 from app.config import Settings
 from app.demo import (
     ACCOUNT_ID,
@@ -241,7 +242,7 @@ def test_serve_runs_the_demo_without_credentials(
     if credentials:
         monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-real")
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(cli_module.uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(server_module.uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
     result = CliRunner().invoke(cli_module.cli, ["serve", "--port", "8123"])
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
@@ -277,7 +278,7 @@ async def test_a_half_way_setup_runs_the_plain_service_with_no_sandbox_routes(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(cli_module.uvicorn, "run", lambda *a, **kw: calls.append(a))
+    monkeypatch.setattr(server_module.uvicorn, "run", lambda *a, **kw: calls.append(a))
     result = CliRunner().invoke(cli_module.cli, ["serve", "--port", "8124"])
     assert result.exit_code == 0, result.output
     assert calls == [("app.main:app",)]
