@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     worker_retry_base_s: float = Field(default=2.0, gt=0)
     worker_lease_s: float = Field(default=120.0, gt=0)
     dispatch_retry_base_s: float = Field(default=2.0, gt=0)
+    # First wait between the HTTP attempts of one HubSpot call (5xx, transport errors; a 429 waits
+    # for Retry-After instead); it doubles per attempt, with jitter, capped at 30 s.
+    hubspot_retry_base_s: float = Field(default=0.5, gt=0)
     dispatch_max_attempts: int = Field(default=5, ge=1)
     # Automatic reconciliation: pull a webinar from Zoom this long after it ended (Zoom's participant
     # reports lag behind the live events); 0 turns it off.

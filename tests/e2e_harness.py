@@ -42,6 +42,7 @@ def e2e_settings(db: Database, **overrides: Any) -> Settings:
         "hubspot_rate_limit_per_10s": 1000,
         "hubspot_client_secret": HS_CLIENT_SECRET,
         "dispatch_retry_base_s": 0.05,
+        "hubspot_retry_base_s": 0.05,
         "zoom_client_id": ZOOM_CLIENT_ID,
         "zoom_client_secret": ZOOM_CLIENT_SECRET,
         "zoom_api_base_url": "http://zoom.test/v2",

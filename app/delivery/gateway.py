@@ -61,6 +61,7 @@ class HubSpotGateway:
             portal_id=portal_id,
             rate_limiter=self.limiter,
             observer=HubSpotCallObserver(self.health, portal_id),
+            backoff_base_s=self.settings.hubspot_retry_base_s,
         )
         self._clients[portal_id] = client
         return client

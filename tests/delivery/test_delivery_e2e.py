@@ -79,6 +79,7 @@ def delivery_settings(db: Database, **overrides: Any) -> Settings:
         "hubspot_app_id": APP_ID,
         "hubspot_rate_limit_per_10s": 1000,
         "dispatch_retry_base_s": 0.05,
+        "hubspot_retry_base_s": 0.05,
     }
     values.update(overrides)
     return make_settings(db, **values)
