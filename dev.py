@@ -60,10 +60,12 @@ def main(argv: list[str]) -> int:
     if command == "run":
         return run_in_env(["-m", "app.cli", "serve", *rest])
     if command == "test":
-        # Tests spend most of their time waiting (services, sandboxes, databases): one process per
-        # core halves the suite's time. `-n 0` (or any -n) given by the caller wins.
+        # Tests spend most of their time waiting (subprocesses, sandboxes, databases, retry delays):
+        # two processes per core keep the cores busy (on 2 cores: 7.7 min instead of 13 with one per
+        # core). `-n 0` (or any -n) given by the caller wins.
+        workers = str(2 * (os.cpu_count() or 1))
         parallel = (
-            [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "auto"]
+            [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", workers]
         )
         return run_in_env(["-m", "pytest", *parallel, *rest])
     checks = [

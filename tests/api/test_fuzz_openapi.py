@@ -165,6 +165,9 @@ def test_admin_api_never_answers_5xx(fuzz_app: FastAPI) -> None:
                     path_parameters=path_parameters,
                     headers={"authorization": AUTH["Authorization"]},
                 )
+    print(
+        f"fuzz, admin API: {sum(sent.values())} requests over {len(operations)} operations, {len(errors)} 5xx"
+    )
     assert all(sent.values()), sent
     assert not errors, f"{len(errors)} of {sum(sent.values())} requests answered 5xx:\n\n" + "\n\n".join(
         errors
@@ -256,5 +259,6 @@ def test_webhook_and_action_never_answer_5xx(fuzz_app: FastAPI) -> None:
         for prepare in (_unsigned, _signed):
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 sent += _fuzz(operation, mode, errors, prepare=prepare)
+    print(f"fuzz, webhook and action: {sent} requests, {len(errors)} 5xx")
     assert sent >= 4 * EXAMPLES
     assert not errors, f"{len(errors)} of {sent} requests answered 5xx:\n\n" + "\n\n".join(errors)
