@@ -16,14 +16,12 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from app.integrations.hubspot.errors import (
     HubSpotError,
@@ -54,6 +52,7 @@ from app.integrations.hubspot.models import (
     TokenValue,
 )
 from app.integrations.hubspot.rate_limit import RateLimiter
+from app.integrations.retry import backoff_s, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -152,18 +151,10 @@ def may_have_reached_hubspot(exc: HubSpotError) -> bool:
 
 
 def _parse_retry_after(response: httpx.Response) -> float:
-    """Seconds to wait after a 429: `Retry-After` (seconds or HTTP date), else HubSpot's window."""
-    raw = response.headers.get("Retry-After")
-    if raw is not None:
-        try:
-            seconds = float(raw)
-        except ValueError:
-            try:
-                seconds = (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds()
-            except (TypeError, ValueError):
-                seconds = math.nan
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
+    """Seconds to wait after a 429: `Retry-After` (seconds or a date), else HubSpot's window."""
+    seconds = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+    if seconds is not None:
+        return seconds
     interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
     if interval is not None:
         try:
@@ -219,9 +210,8 @@ class HubSpotClient:
         # the error goes back to the caller, whose work queue retries later.
         self._max_retry_after_s = max_retry_after_s
         self._sleep = sleep
-        self._backoff = wait_exponential_jitter(
-            multiplier=backoff_base_s, max=backoff_max_s, jitter=backoff_base_s
-        )
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
         self.stats = HubSpotClientStats()
 
     def __repr__(self) -> str:
@@ -244,7 +234,7 @@ class HubSpotClient:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, HubSpotRateLimited):
             return exc.retry_after_s
-        return float(self._backoff(state))
+        return backoff_s(state.attempt_number, base_s=self._backoff_base_s, max_s=self._backoff_max_s)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.retries += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from app.integrations.retry import backoff_s
 from app.integrations.zoom.errors import (
     CODE_ACCESS_TOKEN_INVALID,
     ZoomAuthError,
@@ -157,11 +157,6 @@ class ZoomClient:
 
     # --- retry policy ---------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": between half and all of base * 2^(attempt-1)."""
-        ceiling = min(self._retry_max_s, self._retry_base_s * 2.0 ** max(attempt - 1, 0))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
     def _should_retry(self, exc: BaseException) -> bool:
         if isinstance(exc, ZoomRateLimited):
             return exc.retry_after_s is None or exc.retry_after_s <= self._max_retry_after_s
@@ -171,7 +166,7 @@ class ZoomClient:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, ZoomRateLimited) and exc.retry_after_s is not None:
             return exc.retry_after_s
-        return self._backoff(state.attempt_number)
+        return backoff_s(state.attempt_number, base_s=self._retry_base_s, max_s=self._retry_max_s)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.retries += 1
