@@ -81,17 +81,15 @@ def create_app(
                 hubspot_for=hubspot.client_for if hubspot else None,
                 on_registered=wake_worker.set,
             )
-            state.extras["action_service"] = actions
-            state.extras["zoom_gateway"] = zoom
+            state.action_service = actions
             background: Background | None = None
             if hubspot is not None:
                 background = Background(
                     engine, cfg, hubspot, actions, zoom, in_process=True, wake_worker=wake_worker
                 )
                 background.start(stop)
-                state.extras["wake_worker"] = background.wake_worker.set
-                state.extras["wake_dispatcher"] = background.wake_dispatcher.set
-                state.extras["wake_jobs"] = background.wake_jobs.set
+                state.wake_worker = background.wake_worker.set
+                state.wake_jobs = background.wake_jobs.set
             _tune_runtime()
             try:
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})

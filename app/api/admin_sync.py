@@ -65,7 +65,7 @@ def sync_now(portal_id: PortalId, webinar_id: WebinarId, session: SessionDep, st
         )
     job, created = request_sync_now(session, portal_id, webinar.zoom_account_id, webinar.webinar_id)
     session.commit()
-    wake = state.extras.get("wake_jobs")
+    wake = state.wake_jobs
     if wake is not None:
         wake()
     return JSONResponse(
@@ -97,7 +97,7 @@ class BackfillIn(BaseModel):
 def start_backfill(portal_id: PortalId, body: BackfillIn, session: SessionDep, state: StateDep) -> Any:
     accounts = portal_account_ids(session, portal_id)
     account = state.settings.zoom_account_id
-    if not state.settings.has_zoom_api or account not in accounts:
+    if account is None or not state.settings.has_zoom_api or account not in accounts:
         raise HTTPException(409, detail="backfill needs Zoom API access for this portal's Zoom account")
     try:
         period = parse_range(body.start.isoformat(), body.end.isoformat())
@@ -105,12 +105,11 @@ def start_backfill(portal_id: PortalId, body: BackfillIn, session: SessionDep, s
         raise HTTPException(
             422, detail=[{"loc": ["body", "to"], "msg": str(exc), "type": "value_error"}]
         ) from None
-    assert account is not None
     job, resumed = open_backfill_in(
         session, portal_id, account, period, users=body.users or None, queued=True
     )
     session.commit()
-    wake = state.extras.get("wake_jobs")
+    wake = state.wake_jobs
     if wake is not None:
         wake()
     return JSONResponse(

@@ -46,7 +46,7 @@ def status(session: ReadSessionDep, state: StateDep) -> StatusOut:
     counts = status_counts(session)
     counts["portals"] = portals_status(session, state.settings.hubspot_portal_id)
     # Workflow-action answers already sent and still being recorded in this process.
-    actions = state.extras.get("action_service")
+    actions = state.action_service
     recording = actions.recording_now() if actions is not None else 0
     if recording:
         counts["pending"] = int(counts["pending"]) + recording  # type: ignore[call-overload]

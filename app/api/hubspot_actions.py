@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.actions.rules import BadActionRequest, parse_action_request
-from app.actions.service import ActionService
 from app.api.deps import StateDep
 from app.security import SignatureFailure, verify_hubspot_signature
 
@@ -69,7 +68,7 @@ async def add_to_webinar(request: Request, state: StateDep) -> Any:
         action = parse_action_request(body)
     except BadActionRequest as exc:
         raise HTTPException(400, detail=str(exc)) from None
-    service: ActionService | None = state.extras.get("action_service")
+    service = state.action_service
     if service is None:  # pragma: no cover - built in every lifespan
         raise HTTPException(503, detail="workflow action not ready")
     output = await service.handle(action)

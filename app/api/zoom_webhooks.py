@@ -144,7 +144,7 @@ async def handle_zoom_webhook(
             (("retry-after", str(RETRY_AFTER_S)),),
         )
     WEBHOOK_DELIVERIES.labels(label, outcome.value if handled else "ignored").inc()
-    wake = state.extras.get("wake_worker")
+    wake = state.wake_worker
     if handled and wake is not None:
         wake()
     return Answer(200, _ANSWERS[(outcome.value, handled)])  # pre-encoded: the bodies never vary
