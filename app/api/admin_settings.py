@@ -8,8 +8,8 @@ from sqlmodel import Session, col, select
 from app.api.deps import AdminAuth, AdminRoute, PortalId, ReadSessionDep, SessionDep, ZoomUserId
 from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut, ZoomUserPatch
 from app.db import utcnow
+from app.ingest.replan import enqueue_replan
 from app.models import Connection, PortalSettings, Webinar, ZoomUser
-from app.worker.inbox_processor import enqueue_replan
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from app.api.admin_settings import portal_account_ids, read_portal_settings
 from app.api.deps import AdminAuth, AdminRoute, PortalId, ReadSessionDep, SessionDep, WebinarId
 from app.api.schemas import check_storable
+from app.ingest.replan import enqueue_replan
 from app.models import (
     AttendanceMark,
     AuditEntry,
@@ -39,7 +40,6 @@ from app.sync.planner import (
     webinar_people_counts,
     webinar_skip_reason,
 )
-from app.worker.inbox_processor import enqueue_replan
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 

@@ -36,6 +36,7 @@ from app.delivery.ops import (
 from app.delivery.recordings import RecordingDelivery, TranscriptFetcher
 from app.delivery.values import PersonWebinar, contact_properties, load_people
 from app.hubspot_setup import TEMPLATE_ATTENDANCE, TEMPLATE_REGISTRATION, encode_tokens
+from app.ingest.replan import enqueue_replan
 from app.integrations.hubspot import (
     AttendanceInput,
     AttendanceState,
@@ -69,7 +70,6 @@ from app.sync.planner import (
 )
 from app.sync.rules import HubSpotFacts, PortalRules, email_decision
 from app.util import chunks
-from app.worker.inbox_processor import enqueue_replan
 
 log = logging.getLogger(__name__)
 

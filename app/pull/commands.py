@@ -14,13 +14,13 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.db import make_engine, unit_of_work, utcnow
+from app.ingest.replan import enqueue_replan
 from app.ingest.zoom_events import HANDLED_EVENTS
 from app.integrations.zoom.errors import ZoomError
 from app.migrations import schema_problem
 from app.models import InboxEvent, InboxState, JobState, SyncJob, Webinar
 from app.pull.backfill import find_webinars, finish_if_complete, open_backfill, parse_range, record_webinars
 from app.pull.jobs import JobRunner
-from app.worker.inbox_processor import enqueue_replan
 from app.zoom_gateway import ZoomGateway
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
+from app.ingest.replan import enqueue_replan
 from app.ingest.synthetic import store_envelopes
 from app.integrations.zoom.errors import ZoomError
 from app.models import AuditStatus, Connection, InboxEvent, InboxState, JobState, SyncJob, Webinar
@@ -36,7 +37,6 @@ from app.pull.backfill import (
 from app.pull.schedule import JobKind
 from app.pull.zoom_pull import Pulled, WebinarGone, ZoomPullApi, pull_webinar
 from app.sync.planner import AuditCode, add_audit_event
-from app.worker.inbox_processor import enqueue_replan
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome
 from app.delivery.facts import FactsResolver, db_hubspot_facts
 from app.delivery.gateway import HubSpotGateway
 from app.pull.jobs import JobRunner
-from app.worker.inbox_processor import BatchOutcome, InboxProcessor, ProcessorConfig
+from app.sync.inbox_processor import BatchOutcome, InboxProcessor, ProcessorConfig
 from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from app.db import unit_of_work
 from app.models import InboxEvent, PortalSettings, Registration, Webinar
 from app.sandbox.zoom_webhooks import sign
-from app.worker.inbox_processor import InboxProcessor, ProcessorConfig
+from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from tests.conftest import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET, Database
 from tests.factories import joined_event
 

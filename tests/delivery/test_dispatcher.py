@@ -27,12 +27,13 @@ from sqlmodel import Session, col, select
 from app.db import unit_of_work, utcnow
 from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome, event_id
 from app.delivery.facts import FactsResolver, db_hubspot_facts
+from app.ingest.replan import enqueue_replan
 from app.ingest.zoom_events import delivery_key, parse_envelope
 from app.integrations.hubspot import HubSpotClient
 from app.models import AuditEntry, Connection, InboxEvent, OutboxOp, PortalSettings, Registration
 from app.queue_status import status_counts
 from app.sandbox.zoom_webhooks import WebinarScenario
-from app.worker.inbox_processor import InboxProcessor, enqueue_replan
+from app.sync.inbox_processor import InboxProcessor
 from tests.conftest import ACCOUNT_ID, PORTAL_ID, Database
 
 pytestmark = pytest.mark.anyio

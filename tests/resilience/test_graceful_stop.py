@@ -40,7 +40,7 @@ from app.models import Connection, PortalSettings
 from app.sandbox.hubspot import sandbox_of
 from app.sandbox.hubspot_state import HubSpotSandbox
 from app.sandbox.zoom_webhooks import big_webinar, make_delivery
-from app.worker.inbox_processor import InboxProcessor, ProcessorConfig
+from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from bench._common import free_port
 from tests.conftest import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET
 from tests.e2e_harness import APP_ID, HS_TOKEN, hubspot_sandbox_app

@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 from app.db import unit_of_work
 from app.models import AuditEntry, Connection, InboxEvent, PortalSettings
 from app.sandbox.zoom_webhooks import WebinarScenario
-from app.worker import inbox_processor
-from app.worker.inbox_processor import InboxProcessor, ProcessorConfig
+from app.sync import inbox_processor
+from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from tests.conftest import ACCOUNT_ID, PORTAL_ID, Database
 from tests.delivery.test_dispatcher import store_events
 

@@ -39,14 +39,15 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
 from app.db import make_engine, unit_of_work, utcnow
+from app.ingest.replan import requeue_failed
 from app.ingest.zoom_events import inbox_row as app_inbox_row
 from app.ingest.zoom_events import parse_envelope
 from app.migrations import alembic_config, current_revision, upgrade_to_head
 from app.models import Connection, InboxEvent, PortalSettings, Registration
 from app.sandbox.zoom_webhooks import WebinarScenario, big_webinar, make_delivery
+from app.sync import inbox_processor
 from app.sync.events import parse_event
-from app.worker import inbox_processor
-from app.worker.inbox_processor import InboxProcessor, ProcessorConfig, requeue_failed
+from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, Database, make_settings, running_app
 from tests.scenario_helpers import deliver, snapshot, wait_inbox_idle
 

@@ -8,10 +8,8 @@ are simply processed again, so nothing is lost and no effect is applied twice. O
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from app.db import database_unreachable, unit_of_work, utcnow
+from app.ingest.replan import REPLAN_EVENT, replan_key
 from app.metrics import INBOX_PROCESSED
 from app.models import AuditStatus, InboxEvent, InboxState
 from app.pull.schedule import schedule_details, schedule_reconcile
@@ -49,7 +48,6 @@ from app.util import chunks
 
 log = logging.getLogger(__name__)
 
-REPLAN_EVENT = "internal.replan"
 CONFLICTS_BEFORE_ISOLATING = 3
 AUDIT_REFRESH_S = 2.0
 
@@ -200,7 +198,7 @@ class InboxProcessor:
         now = utcnow()
         for row in rows:
             if row.event == REPLAN_EVENT:
-                key = _replan_key(row.raw_body)
+                key = replan_key(row.raw_body)
                 if key is not None:
                     replans[key] = PlanScope(everyone=True, webinar_changed=True)
                 done.append(row.id)
@@ -347,41 +345,3 @@ def _finish(
         .where(col(InboxEvent.id).in_(ids))
         .values(state=state.value, processed_at=now, last_error=error)
     )
-
-
-def _replan_key(raw: bytes) -> WebinarKey | None:
-    try:
-        body = json.loads(raw)
-        return (str(body["account_id"]), str(body["webinar_id"]))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def enqueue_replan(session: Session, account_id: str, webinar_id: str) -> None:
-    """Ask the worker to plan a whole webinar again (after a settings change, Sync now, replay)."""
-    now = utcnow()
-    session.add(
-        InboxEvent(
-            delivery_key=f"replan:{uuid.uuid4().hex}",
-            event=REPLAN_EVENT,
-            zoom_account_id=account_id,
-            webinar_id=webinar_id,
-            raw_body=json.dumps({"account_id": account_id, "webinar_id": webinar_id}).encode(),
-            received_at=now,
-            next_attempt_at=now,
-        )
-    )
-
-
-def requeue_failed(engine: Engine, webinar_id: str | None = None) -> int:
-    """Put failed events back in the queue (after a fix, or from Sync now)."""
-    with unit_of_work(engine) as session:
-        stmt = update(InboxEvent).where(InboxEvent.state == InboxState.FAILED.value)  # type: ignore[arg-type]
-        if webinar_id is not None:
-            stmt = stmt.where(InboxEvent.webinar_id == webinar_id)  # type: ignore[arg-type]
-        result = session.execute(
-            stmt.values(
-                state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None
-            )
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
