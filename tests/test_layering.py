@@ -1,0 +1,148 @@
+"""Import directions between the packages of `app/` (see ARCHITECTURE.md).
+
+Every module under `app/` belongs to one layer; a module may import only the layers its row
+allows (its own layer always). The check reads the source (ast), so imports inside functions
+count too, and nothing is imported.
+
+| layer        | modules                                       | may import                          |
+|--------------|-----------------------------------------------|-------------------------------------|
+| foundation   | app (package), config, db, models, util,      | foundation                          |
+|              | metrics, logging_setup, migrations, security, |                                     |
+|              | bootstrap                                     |                                     |
+| integrations | app.integrations, hubspot_setup               | foundation                          |
+| ingest       | app.ingest                                    | foundation                          |
+| sync         | app.sync                                      | foundation, ingest, and the one     |
+|              |                                               | module app.pull.schedule            |
+| delivery     | app.delivery, zoom_gateway                    | foundation, integrations, ingest,   |
+|              |                                               | sync                                |
+| pull         | app.pull                                      | the same and delivery               |
+| actions      | app.actions                                   | foundation, integrations, ingest,   |
+|              |                                               | sync                                |
+| api          | app.api, state, queue_status                  | foundation, ingest, sync, delivery, |
+|              |                                               | pull, actions                       |
+| worker       | app.worker                                    | foundation, integrations, ingest,   |
+|              |                                               | sync, delivery, pull, actions       |
+| entry        | main, cli                                     | everything                          |
+| launchers    | demo, server                                  | foundation, sandbox, entry          |
+| sandbox      | app.sandbox (fake Zoom and HubSpot)           | foundation, integrations            |
+
+So: only the worker itself and the entry points import `app.worker`; no domain package imports
+the API or an entry point; `app.integrations` knows nothing of the domain; only the demo
+launcher imports the sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent.parent / "app"
+
+# Module (or package) name -> layer; a module belongs to the longest name that prefixes it.
+LAYER_OF: dict[str, str] = {
+    "app": "foundation",
+    "app.config": "foundation",
+    "app.db": "foundation",
+    "app.models": "foundation",
+    "app.util": "foundation",
+    "app.metrics": "foundation",
+    "app.logging_setup": "foundation",
+    "app.migrations": "foundation",
+    "app.security": "foundation",
+    "app.bootstrap": "foundation",
+    "app.integrations": "integrations",
+    "app.hubspot_setup": "integrations",
+    "app.ingest": "ingest",
+    "app.sync": "sync",
+    "app.delivery": "delivery",
+    "app.zoom_gateway": "delivery",
+    "app.pull": "pull",
+    "app.actions": "actions",
+    "app.api": "api",
+    "app.state": "api",
+    "app.queue_status": "api",
+    "app.worker": "worker",
+    "app.main": "entry",
+    "app.cli": "entry",
+    "app.demo": "launchers",
+    "app.server": "launchers",
+    "app.sandbox": "sandbox",
+}
+
+_DOMAIN = {"foundation", "integrations", "ingest", "sync", "delivery", "pull", "actions"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "foundation": {"foundation"},
+    "integrations": {"foundation"},
+    "ingest": {"foundation"},
+    "sync": {"foundation", "ingest"},
+    "delivery": {"foundation", "integrations", "ingest", "sync"},
+    "pull": {"foundation", "integrations", "ingest", "sync", "delivery"},
+    "actions": {"foundation", "integrations", "ingest", "sync"},
+    "api": {"foundation", "ingest", "sync", "delivery", "pull", "actions"},
+    "worker": _DOMAIN,
+    "entry": set(LAYER_OF.values()),
+    "launchers": {"foundation", "sandbox", "entry"},
+    "sandbox": {"foundation", "integrations"},
+}
+# Single modules a layer may import beyond its row: the inbox step schedules Zoom pulls, and
+# app.pull.schedule only writes job rows (no Zoom calls, no imports above foundation).
+EXTRA: dict[str, set[str]] = {"sync": {"app.pull.schedule"}}
+
+
+def layer_of(module: str) -> str | None:
+    best = max((p for p in LAYER_OF if module == p or module.startswith(p + ".")), key=len, default=None)
+    return LAYER_OF[best] if best is not None else None
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(APP.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(path: Path, module: str) -> set[str]:
+    """Every app module a file imports (`from app import x` counts as app.x)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in found if name == "app" or name.startswith("app.")}
+
+
+def violations() -> list[str]:
+    problems: list[str] = []
+    for path in sorted(APP.rglob("*.py")):
+        module = module_name(path)
+        layer = layer_of(module)
+        if layer is None:
+            problems.append(f"{module}: in no layer (add it to LAYER_OF and the docstring's table)")
+            continue
+        allowed = MAY_IMPORT[layer] | {layer}
+        for target in sorted(imported(path, module)):
+            target_layer = layer_of(target)
+            if target_layer in allowed or any(
+                target == extra or target.startswith(extra + ".") for extra in EXTRA.get(layer, ())
+            ):
+                continue
+            problems.append(f"{module} ({layer}) imports {target} ({target_layer})")
+    return problems
+
+
+def test_every_import_follows_the_layers() -> None:
+    assert violations() == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from app.worker.runner import run_loop\n    from app import api\n")
+    found = imported(source, "app.sync.m")
+    assert found == {"app.worker.runner", "app.worker.runner.run_loop", "app", "app.api"}
+    assert layer_of("app.worker.runner.run_loop") == "worker"
+    assert layer_of("app.pull.schedule") == "pull"
