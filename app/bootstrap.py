@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
-from app.db import unit_of_work, utcnow
+from app.db import dialect_insert, unit_of_work, utcnow
 from app.models import Connection, PortalSettings
 
 log = logging.getLogger(__name__)
@@ -23,7 +21,7 @@ def insert_ignoring_conflicts(
 
     API replicas start at the same time: check-then-insert would race on the unique key.
     """
-    insert = pg_insert(table) if engine.dialect.name == "postgresql" else sqlite_insert(table)
+    insert = dialect_insert(engine, table)
     with unit_of_work(engine) as session:
         result = session.execute(insert.values(**row).on_conflict_do_nothing(index_elements=conflict_columns))
         return bool(result.rowcount)  # type: ignore[attr-defined]

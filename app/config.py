@@ -100,7 +100,3 @@ class Settings(BaseSettings):
     @property
     def has_env_connection(self) -> bool:
         return bool(self.zoom_account_id) and self.hubspot_portal_id is not None
-
-
-def get_settings() -> Settings:
-    return Settings()

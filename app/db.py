@@ -268,9 +268,10 @@ def make_engine(
     return engine
 
 
-def dialect_insert(session: OrmSession, table: Any) -> Any:
-    """INSERT with the dialect's ON CONFLICT support (only SQLite and PostgreSQL are supported)."""
-    name = session.get_bind().dialect.name
+def dialect_insert(bind: OrmSession | Engine, table: Any) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (only SQLite and PostgreSQL are supported),
+    for the database of a session or an engine."""
+    name = (bind if isinstance(bind, Engine) else bind.get_bind()).dialect.name
     return pg_insert(table) if name == "postgresql" else sqlite_insert(table)
 
 

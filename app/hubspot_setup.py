@@ -35,12 +35,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
-from app.db import make_engine, unit_of_work, utcnow
+from app.db import dialect_insert, make_engine, unit_of_work, utcnow
 from app.integrations.hubspot import (
     EventTemplate,
     EventTemplateToken,
@@ -451,10 +449,6 @@ def app_scope(app_id: str) -> str:
 _TABLE: Any = HubSpotSetupItem.__table__  # type: ignore[attr-defined]
 
 
-def _insert(engine: Engine) -> Any:
-    return pg_insert(_TABLE) if engine.dialect.name == "postgresql" else sqlite_insert(_TABLE)
-
-
 def _stored_ids(engine: Engine, scope: str) -> dict[str, str]:
     with unit_of_work(engine) as session:
         rows = session.execute(
@@ -470,7 +464,9 @@ def stored_template_ids(engine: Engine, app_id: str) -> dict[str, str]:
 
 def _store_found(engine: Engine, scope: str, name: str, external_id: str) -> None:
     """Record what HubSpot has now: insert, or correct a stored id that differs."""
-    stmt = _insert(engine).values(scope=scope, name=name, external_id=external_id, created_at=utcnow())
+    stmt = dialect_insert(engine, _TABLE).values(
+        scope=scope, name=name, external_id=external_id, created_at=utcnow()
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope", "name"],
         set_={"external_id": stmt.excluded.external_id},
@@ -486,7 +482,9 @@ def _store_created(engine: Engine, scope: str, name: str, external_id: str, stal
     `stale` is the id stored before the run that HubSpot no longer lists under `name`: only that
     value is replaced. Returns the id now stored, the one every process will use.
     """
-    stmt = _insert(engine).values(scope=scope, name=name, external_id=external_id, created_at=utcnow())
+    stmt = dialect_insert(engine, _TABLE).values(
+        scope=scope, name=name, external_id=external_id, created_at=utcnow()
+    )
     if stale is None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["scope", "name"])
     else:

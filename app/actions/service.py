@@ -24,8 +24,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -44,7 +42,7 @@ from app.actions.rules import (
     ActionSuccess,
     block_output,
 )
-from app.db import make_engine, unit_of_work, utcnow
+from app.db import dialect_insert, make_engine, unit_of_work, utcnow
 from app.ingest.synthetic import envelope, store_envelopes
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.client import BATCH_LIMIT
@@ -164,10 +162,7 @@ class ActionService:
             if engine.dialect.name == "sqlite"
             else engine
         )
-        dialect = self.engine.dialect.name
-        self._insert: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(
-            ActionExecution.__table__  # type: ignore[attr-defined]
-        )
+        self._insert: Any = dialect_insert(self.engine, ActionExecution.__table__)  # type: ignore[attr-defined]
 
     # --- the request path -----------------------------------------------------------------------
 

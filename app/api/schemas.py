@@ -93,12 +93,6 @@ class ZoomUserPatch(BaseModel):
     sync_recordings: bool | None = None
 
 
-class QueueCounts(BaseModel):
-    pending: int
-    failed: int
-    dead: int
-
-
 class IntegrationHealthOut(BaseModel):
     """How this service's calls to HubSpot or Zoom for one portal went lately."""
 

@@ -83,7 +83,6 @@ KIND_ORDER = (
     OpKind.MARKETING_COMPLETE,
     OpKind.RECORDING_CALL,
 )
-REGISTRATION_TEMPLATE = TEMPLATE_REGISTRATION
 # A person's values, which every Zoom event of that person may change again, and what waits for their
 # contact anyway (see DispatchConfig.hold_max_s).
 HELD_KINDS = (
@@ -92,7 +91,6 @@ HELD_KINDS = (
     OpKind.REGISTRATION_EVENT.value,
     OpKind.ATTENDANCE_EVENT.value,
 )
-ATTENDANCE_TEMPLATE = TEMPLATE_ATTENDANCE
 
 
 @dataclass(frozen=True)
@@ -247,9 +245,9 @@ class Dispatcher:
             OpKind.MARKETING_EVENT: self._marketing_events,
             OpKind.CONTACT_REFRESH: self._contacts,
             OpKind.REGISTRATION_EVENT: lambda c, p, o: self._timeline(
-                c, p, o, templates, REGISTRATION_TEMPLATE
+                c, p, o, templates, TEMPLATE_REGISTRATION
             ),
-            OpKind.ATTENDANCE_EVENT: lambda c, p, o: self._timeline(c, p, o, templates, ATTENDANCE_TEMPLATE),
+            OpKind.ATTENDANCE_EVENT: lambda c, p, o: self._timeline(c, p, o, templates, TEMPLATE_ATTENDANCE),
             OpKind.MARKETING_STATE: self._marketing_states,
             OpKind.MARKETING_COMPLETE: self._completions,
             OpKind.RECORDING_CALL: lambda c, p, o: self.recordings.run(c, p, o, templates),
@@ -335,7 +333,7 @@ class Dispatcher:
                         )
                     )
                 else:
-                    self._recordhubspot_failure(session, op, result, now, outcome)
+                    self._record_hubspot_failure(session, op, result, now, outcome)
             if done:
                 # One executemany for the whole round instead of one UPDATE per operation.
                 sent: Any = bindparam("sent_version")
@@ -362,7 +360,7 @@ class Dispatcher:
             for portal_id, key in sorted(delivered):
                 _audit_delivered(session, portal_id, key)
 
-    def _recordhubspot_failure(
+    def _record_hubspot_failure(
         self, session: Session, op: ClaimedOp, result: Result, now: datetime, outcome: DispatchOutcome
     ) -> None:
         table = OutboxOp.__table__  # type: ignore[attr-defined]
@@ -381,7 +379,7 @@ class Dispatcher:
                     locked_until=None,
                 )
             )
-            _audithubspot_failure(session, op, result)
+            _audit_hubspot_failure(session, op, result)
             return
         outcome.retried += 1
         delay = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** min(attempts - 1, 20))
@@ -659,7 +657,7 @@ class Dispatcher:
             }
         now = self.now()
         results: dict[int, Result] = {}
-        if name == ATTENDANCE_TEMPLATE:
+        if name == TEMPLATE_ATTENDANCE:
             # Immutable at HubSpot: only once the webinar's attendance is final. Decided per webinar
             # before anything is loaded per person, since these wait for minutes after an end.
             ops = await self._hold_until_attendance_final(ops, results, now)
@@ -674,7 +672,7 @@ class Dispatcher:
                 results[op.id] = target
                 continue
             pw, email, contact_id = target
-            if name == REGISTRATION_TEMPLATE and (wait := self._registration_wait(pw, now)) is not None:
+            if name == TEMPLATE_REGISTRATION and (wait := self._registration_wait(pw, now)) is not None:
                 results[op.id] = Result(Verdict.WAIT, delay_s=wait)  # its time may still move earlier
                 continue
             event = _timeline_event(name, template_id, contact_id, pw, email, now)
@@ -861,7 +859,7 @@ def _timeline_event(
 ) -> TimelineEvent | None:
     webinar = pw.webinar
     topic = webinar.topic or f"Zoom webinar {webinar.webinar_id}"
-    if name == REGISTRATION_TEMPLATE:
+    if name == TEMPLATE_REGISTRATION:
         if not pw.registrations:
             return None
         return TimelineEvent(
@@ -1019,7 +1017,7 @@ def _webinars_of_email(session: Session, portal_id: int, email: str) -> list[Web
     return sorted({pw.key for pw in people.get(email, [])})
 
 
-def _audithubspot_failure(session: Session, op: ClaimedOp, result: Result) -> None:
+def _audit_hubspot_failure(session: Session, op: ClaimedOp, result: Result) -> None:
     """An operation that failed for good goes into the audit log of every webinar it concerns.
 
     A contact refresh belongs to no single webinar: it is logged on each webinar of that email.

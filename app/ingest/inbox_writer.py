@@ -22,12 +22,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from app.db import database_error_text, database_unreachable
+from app.db import database_error_text, database_unreachable, dialect_insert
 from app.models import InboxEvent
 
 log = logging.getLogger(__name__)
@@ -68,14 +65,8 @@ class InboxWriter:
         self._refused = 0  # deliveries answered 503 since then
         self._slow_warned_at = -1e9
         table = InboxEvent.__table__  # type: ignore[attr-defined]
-        dialect = engine.dialect.name
-        if dialect == "sqlite":
-            stmt: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["delivery_key"])
-        elif dialect == "postgresql":
-            stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["delivery_key"])
-        else:  # pragma: no cover - only the two supported databases are used
-            stmt = insert(table)
-        self._insert = stmt.returning(table.c.delivery_key)
+        stmt = dialect_insert(engine, table).on_conflict_do_nothing(index_elements=["delivery_key"])
+        self._insert: Any = stmt.returning(table.c.delivery_key)
 
     def start(self) -> None:
         if self._thread is None:

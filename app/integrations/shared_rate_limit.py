@@ -16,11 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from app.db import unit_of_work
+from app.db import dialect_insert, unit_of_work
 from app.models import RateLimitBlock, RateLimitSlot
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -104,7 +102,7 @@ class DatabaseRateLimiter:
         if portal_id in self._prepared:
             return
         table = RateLimitSlot.__table__  # type: ignore[attr-defined]
-        insert = pg_insert(table) if self.engine.dialect.name == "postgresql" else sqlite_insert(table)
+        insert = dialect_insert(self.engine, table)
         rows = [{"portal_id": portal_id, "slot": i, "used_at": _EPOCH} for i in range(self.limit)]
         with unit_of_work(self.engine) as session:
             session.execute(insert.on_conflict_do_nothing(index_elements=["portal_id", "slot"]), rows)
