@@ -26,7 +26,6 @@ Run it: ``python -m app.sandbox.hubspot [PORT] [--host H] [--token TOKEN=PORTAL 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -35,9 +34,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from app.sandbox.gate import GateOutcome, RequestGate, bearer, scope_header
 from app.sandbox.hubspot_state import (
     CALL_TO_CONTACT,
     CREATE_CALL_ROUTE,
@@ -55,7 +54,6 @@ from app.sandbox.hubspot_state import (
     Faults,
     FaultsUpdate,
     GateDecision,
-    GateOutcome,
     GdprDelete,
     HubSpotSandbox,
     MarketingEventBody,
@@ -137,7 +135,13 @@ def create_hubspot_sandbox(
     api_routers = (contacts, properties, timeline, marketing, calls, users, automation)
     for router in (*api_routers, control):
         app.include_router(router)
-    app.add_middleware(_Gate, sandbox=sandbox, routes=[r for router in api_routers for r in router.routes])
+    app.add_middleware(
+        RequestGate,
+        sandbox=sandbox,
+        routes=[r for router in api_routers for r in router.routes],
+        guards=lambda path: not path.startswith(CONTROL_PREFIX),
+        open_ticket=lambda scope, route: _HubSpotTicket(sandbox, scope, route),
+    )
     return app
 
 
@@ -190,20 +194,6 @@ def _unauthorized(token: str | None) -> SandboxError:
 # --------------------------------------------------------------------------------------------------
 
 
-def _bearer(value: str | None) -> str | None:
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def _scope_header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
 def _rate_headers(decision: GateDecision) -> list[tuple[str, str]]:
     return [
         ("X-HubSpot-RateLimit-Max", str(decision.limit)),
@@ -244,62 +234,32 @@ def _gate_response(decision: GateDecision, token: str | None) -> Response:
     return JSONResponse(error_body(category, reason), status_code=decision.status_code, headers=headers)
 
 
-class _Gate:
-    """Pure ASGI middleware in front of every HubSpot route (not the control API)."""
+class _HubSpotTicket:
+    """One API request at the gate: its portal (from the token), HubSpot's faults, limits and shapes."""
 
-    def __init__(self, app: ASGIApp, *, sandbox: HubSpotSandbox, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
+    def __init__(self, sandbox: HubSpotSandbox, scope: Scope, route: str) -> None:
         self.sandbox = sandbox
-        self.routes = list(routes)
+        self.route = route
+        self.token = bearer(scope_header(scope, b"authorization"))
+        self.portal = sandbox.portal_for_token(self.token)
+        self.decision = GateDecision(GateOutcome.OK)
+        sandbox.record_request(self.portal, route)
 
-    def _template(self, scope: Scope) -> str:
-        """The matched route's path template (``/crm/v3/objects/calls/{call_id}``), else the raw path."""
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", scope["path"]))
-        return str(scope["path"])
+    def admit(self) -> Response | None:
+        self.decision = self.sandbox.gate(self.portal)
+        if self.decision.outcome is GateOutcome.OK:
+            return None
+        return _gate_response(self.decision, self.token)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        sandbox = self.sandbox
-        token = _bearer(_scope_header(scope, b"authorization"))
-        portal = sandbox.portal_for_token(token)
-        route = f"{scope['method']} {self._template(scope)}"
-        sandbox.record_request(portal, route)
-        if sandbox.faults.slow_ms > 0:
-            await asyncio.sleep(sandbox.faults.slow_ms / 1000)
-        async with sandbox.lock:
-            decision = sandbox.gate(portal)
-        if decision.outcome is not GateOutcome.OK:
-            response = _gate_response(decision, token)
-            sandbox.record_status(portal, response.status_code)
-            await response(scope, receive, send)
-            return
-        extra = [(k.lower().encode(), v.encode()) for k, v in _rate_headers(decision)]
-        lost = False
+    def headers(self) -> Sequence[tuple[str, str]]:
+        return _rate_headers(self.decision)
 
-        async def send_with_rate_headers(message: Message) -> None:
-            nonlocal lost
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                # The handler has applied the request; its answer may still be lost on the way back.
-                lost = sandbox.drop_answer(portal, route, status)
-                if lost:
-                    return
-                sandbox.record_status(portal, status)
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            elif lost:
-                return
-            await send(message)
+    def record_status(self, status_code: int) -> None:
+        self.sandbox.record_status(self.portal, status_code)
 
-        await self.app(scope, receive, send_with_rate_headers)
-        if lost:
-            response = _lost_answer()
-            sandbox.record_status(portal, response.status_code)
-            await response(scope, receive, send)
+    def lose_answer(self, status_code: int) -> Response | None:
+        # The handler has applied the request; its answer may still be lost on the way back.
+        return _lost_answer() if self.sandbox.drop_answer(self.portal, self.route, status_code) else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,7 +276,7 @@ SandboxDep = Annotated[HubSpotSandbox, Depends(_sandbox_dep)]
 
 async def _portal_dep(request: Request, sandbox: SandboxDep) -> PortalState:
     # The gate already refused unknown tokens; checking again keeps handlers safe on their own.
-    token = _bearer(request.headers.get("authorization"))
+    token = bearer(request.headers.get("authorization"))
     portal = sandbox.portal_for_token(token)
     if portal is None:
         raise _unauthorized(token)

@@ -49,11 +49,13 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from app.sandbox import gate
+from app.sandbox.gate import GateOutcome, injected_fault
 
 __all__ = [
     "BATCH_LIMIT",
@@ -68,7 +70,6 @@ __all__ = [
     "EventTemplate",
     "Faults",
     "GateDecision",
-    "GateOutcome",
     "HubSpotSandbox",
     "MarketingEvent",
     "PortalState",
@@ -498,12 +499,7 @@ class SeedContacts(_Body):
     contacts: list[SeedContact]
 
 
-class FaultsUpdate(_Body):
-    error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    slow_ms: int | None = Field(default=None, ge=0)
-    down: bool | None = None
-    burst_429: int | None = Field(default=None, ge=0)
-    seed: int | None = None
+class FaultsUpdate(gate.FaultsUpdate):
     rate_limit: int | None = Field(default=None, ge=1)
     window_s: float | None = Field(default=None, gt=0)
     # Apply the next N successful requests to `drop_answer_route`, then lose their answer (504).
@@ -838,50 +834,26 @@ class CallbackCompletion:
 
 
 @dataclass
-class Stats:
-    """Request counters. ``requests`` is keyed ``"METHOD /path/template"``; ``statuses`` by status code."""
+class Stats(gate.RequestStats):
+    """The gate's counters, plus 429s (the rate limit's and ``burst_429``'s) as one count."""
 
-    requests: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
-    faults: int = 0
-    unauthorized: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.requests.values())
 
     def to_json(self) -> JSON:
-        return {
-            "total": self.total,
-            "requests": dict(sorted(self.requests.items())),
-            "statuses": dict(sorted(self.statuses.items())),
-            "throttled": self.throttled,
-            "faults": self.faults,
-            "unauthorized": self.unauthorized,
-        }
+        return {**super().to_json(), "throttled": self.throttled}
 
 
 @dataclass
-class Faults:
-    """Injected failures, applied by the request gate before anything else happens."""
+class Faults(gate.Faults):
+    """The gate's faults, plus HubSpot-only ones: lost answers and a lagging call search."""
 
-    error_rate: float = 0.0
-    slow_ms: int = 0
-    down: bool = False
-    burst_429: int = 0
-    seed: int = 0
     drop_answer_after_apply: int = 0
     drop_answer_route: str = CREATE_CALL_ROUTE
     search_lag_s: float = 0.0
 
     def to_json(self) -> JSON:
         return {
-            "error_rate": self.error_rate,
-            "slow_ms": self.slow_ms,
-            "down": self.down,
-            "burst_429": self.burst_429,
-            "seed": self.seed,
+            **super().to_json(),
             "drop_answer_after_apply": self.drop_answer_after_apply,
             "drop_answer_route": self.drop_answer_route,
             "search_lag_s": self.search_lag_s,
@@ -921,15 +893,6 @@ class RateWindow:
             return False, 0, max(1, math.ceil(wait))
         self.hits.append(now)
         return True, limit - len(self.hits), 0
-
-
-class GateOutcome(StrEnum):
-    OK = "ok"
-    DOWN = "down"
-    ERROR = "error"
-    UNAUTHORIZED = "unauthorized"
-    BURST = "burst"
-    THROTTLED = "throttled"
 
 
 @dataclass(frozen=True)
@@ -1793,17 +1756,8 @@ class HubSpotSandbox:
         return self.portals.get(portal_id) if portal_id is not None else None
 
     def set_faults(self, update: FaultsUpdate) -> JSON:
-        if update.error_rate is not None:
-            self.faults.error_rate = update.error_rate
-        if update.slow_ms is not None:
-            self.faults.slow_ms = update.slow_ms
-        if update.down is not None:
-            self.faults.down = update.down
-        if update.burst_429 is not None:
-            self.faults.burst_429 = update.burst_429
-        if update.seed is not None:
-            self.faults.seed = update.seed
-            self.rng = random.Random(update.seed)
+        if gate.apply_faults_update(self.faults, update):
+            self.rng = random.Random(self.faults.seed)
         if update.rate_limit is not None:
             self.rate_limit = update.rate_limit
         if update.window_s is not None:
@@ -1833,10 +1787,9 @@ class HubSpotSandbox:
 
     def gate(self, portal: PortalState | None) -> GateDecision:
         """What happens to one API request, in order: down, random 5xx, auth, burst 429s, rate limit."""
-        if self.faults.down:
-            return self._fault(portal, GateOutcome.DOWN, 503)
-        if self.faults.error_rate > 0 and self.rng.random() < self.faults.error_rate:
-            return self._fault(portal, GateOutcome.ERROR, self.rng.choice((500, 502, 503)))
+        fault = injected_fault(self.faults, self.rng)
+        if fault is not None:
+            return self._fault(portal, *fault)
         if portal is None:
             self.stats.unauthorized += 1
             return GateDecision(GateOutcome.UNAUTHORIZED, 401)

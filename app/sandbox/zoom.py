@@ -33,7 +33,6 @@ Run it: ``python -m app.sandbox.zoom [PORT] [--host H] [--client-id ID --client-
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -45,9 +44,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from app.sandbox.gate import Faults, GateOutcome, RequestGate, bearer, scope_header
 from app.sandbox.zoom_state import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_CLIENT_ID,
@@ -56,9 +55,8 @@ from app.sandbox.zoom_state import (
     Account,
     ActionBody,
     ActionResult,
-    Faults,
     FaultsUpdate,
-    GateOutcome,
+    GateDecision,
     JoinAction,
     LeaveAction,
     RateLabel,
@@ -74,7 +72,6 @@ from app.sandbox.zoom_state import (
     WebinarCreate,
     ZoomError,
     ZoomSandbox,
-    bearer,
 )
 
 __all__ = ["CONTROL_PREFIX", "DEFAULT_PORT", "ZoomSandbox", "create_zoom_sandbox", "main", "zoom_sandbox_of"]
@@ -179,7 +176,13 @@ def create_zoom_sandbox(
     for router in (*public_routers, control):
         app.include_router(router)
     routes = [route for router in public_routers for route in router.routes]
-    app.add_middleware(_Gate, sandbox=sandbox, routes=routes)
+    app.add_middleware(
+        RequestGate,
+        sandbox=sandbox,
+        routes=routes,
+        guards=_guarded,
+        open_ticket=lambda scope, route: _ZoomTicket(sandbox, scope, route),
+    )
     return app
 
 
@@ -225,69 +228,45 @@ async def _http_error_handler(_: Request, exc: StarletteHTTPException) -> JSONRe
 # --------------------------------------------------------------------------------------------------
 
 
-def _scope_header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
+def _guarded(path: str) -> bool:
+    """The REST API, the token endpoint and downloads; never the control API."""
+    return not path.startswith(CONTROL_PREFIX) and (_is_api(path) or path.startswith(("/oauth/", "/rec/")))
 
 
-class _Gate:
-    """Pure ASGI middleware in front of the Zoom routes (not the control API)."""
+def _is_api(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
-    def __init__(self, app: ASGIApp, *, sandbox: ZoomSandbox, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
+
+class _ZoomTicket:
+    """One request at the gate: REST calls see auth and rate limits, the others only the faults."""
+
+    def __init__(self, sandbox: ZoomSandbox, scope: Scope, route: str) -> None:
         self.sandbox = sandbox
-        self.routes = list(routes)
+        self.route = route
+        self.scope = scope
+        self.decision = GateDecision(GateOutcome.OK)
+        sandbox.record_request(route)
 
-    def _template(self, scope: Scope) -> str:
-        """The matched route's path template (``/v2/webinars/{webinar_id}``), else the raw path."""
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", scope["path"]))
-        return str(scope["path"])
+    def admit(self) -> Response | None:
+        if _is_api(str(self.scope["path"])):
+            token = bearer(scope_header(self.scope, b"authorization"))
+            self.decision = self.sandbox.gate(token, RATE_LABELS.get(self.route), self.route)
+        else:
+            self.decision = self.sandbox.fault_gate()
+        if self.decision.outcome is GateOutcome.OK:
+            return None
+        return JSONResponse(
+            self.decision.body(), status_code=self.decision.status_code, headers=dict(self.decision.headers)
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
-        if scope["type"] != "http" or path.startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        is_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
-        if not is_api and not path.startswith(("/oauth/", "/rec/")):
-            await self.app(scope, receive, send)
-            return
-        sandbox = self.sandbox
-        key = f"{scope['method']} {self._template(scope)}"
-        sandbox.record_request(key)
-        if sandbox.faults.slow_ms > 0:
-            await asyncio.sleep(sandbox.faults.slow_ms / 1000)
-        async with sandbox.lock:
-            if is_api:
-                token = bearer(_scope_header(scope, b"authorization"))
-                decision = sandbox.gate(token, RATE_LABELS.get(key), key)
-            else:
-                decision = sandbox.fault_gate()
-        if decision.outcome is not GateOutcome.OK:
-            response = JSONResponse(
-                decision.body(), status_code=decision.status_code, headers=dict(decision.headers)
-            )
-            sandbox.record_status(response.status_code)
-            await response(scope, receive, send)
-            return
-        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers.items()]
+    def headers(self) -> Sequence[tuple[str, str]]:
+        return list(self.decision.headers.items())
 
-        async def send_recorded(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                sandbox.record_status(int(message["status"]))
-                headers = list(message.get("headers", ()))
-                present = {bytes(name).lower() for name, _ in headers}
-                missing = [(name, value) for name, value in extra if name not in present]
-                if missing:
-                    message = {**message, "headers": [*headers, *missing]}
-            await send(message)
+    def record_status(self, status_code: int) -> None:
+        self.sandbox.record_status(status_code)
 
-        await self.app(scope, receive, send_recorded)
+    def lose_answer(self, status_code: int) -> Response | None:
+        return None  # only the fake HubSpot loses answers
 
 
 # --------------------------------------------------------------------------------------------------

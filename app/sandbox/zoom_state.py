@@ -75,6 +75,8 @@ from urllib.parse import unquote
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from app.sandbox import gate
+from app.sandbox.gate import Faults, GateOutcome, bearer, injected_fault
 from app.sandbox.zoom_webhooks import Envelope, Participant, WebinarScenario, make_delivery
 
 __all__ = [
@@ -86,10 +88,8 @@ __all__ = [
     "ActionBody",
     "ActionResult",
     "DeliveryRecord",
-    "Faults",
     "FaultsUpdate",
     "GateDecision",
-    "GateOutcome",
     "JoinAction",
     "LeaveAction",
     "RateLabel",
@@ -403,12 +403,7 @@ class WebinarCreate(_Body):
     at: datetime | None = None
 
 
-class FaultsUpdate(_Body):
-    error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    slow_ms: int | None = Field(default=None, ge=0)
-    down: bool | None = None
-    burst_429: int | None = Field(default=None, ge=0)
-    seed: int | None = None
+class FaultsUpdate(gate.FaultsUpdate):
     rate_limit_enabled: bool | None = None
     rate_limits: dict[RateLabel, int] | None = Field(default=None, description="Per second, per account.")
     retry_after: RetryAfter | None = None
@@ -771,58 +766,17 @@ class Webinar:
 
 
 @dataclass
-class Stats:
-    """Request counters: ``requests`` keyed ``"METHOD /path/template"``, ``statuses`` by status code."""
+class Stats(gate.RequestStats):
+    """The gate's counters, plus 429s per ``"METHOD /path/template"``."""
 
-    requests: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
     throttled: Counter[str] = field(default_factory=Counter)
-    faults: int = 0
-    unauthorized: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.requests.values())
 
     def to_json(self) -> JSON:
         return {
-            "total": self.total,
-            "requests": dict(sorted(self.requests.items())),
-            "statuses": dict(sorted(self.statuses.items())),
+            **super().to_json(),
             "throttled": dict(sorted(self.throttled.items())),
             "throttled_total": sum(self.throttled.values()),
-            "faults": self.faults,
-            "unauthorized": self.unauthorized,
         }
-
-
-@dataclass
-class Faults:
-    """Injected failures, applied by the request gate before anything else happens."""
-
-    error_rate: float = 0.0
-    slow_ms: int = 0
-    down: bool = False
-    burst_429: int = 0
-    seed: int = 0
-
-    def to_json(self) -> JSON:
-        return {
-            "error_rate": self.error_rate,
-            "slow_ms": self.slow_ms,
-            "down": self.down,
-            "burst_429": self.burst_429,
-            "seed": self.seed,
-        }
-
-
-class GateOutcome(StrEnum):
-    OK = "ok"
-    DOWN = "down"
-    ERROR = "error"
-    UNAUTHORIZED = "unauthorized"
-    BURST = "burst"
-    THROTTLED = "throttled"
 
 
 @dataclass(frozen=True)
@@ -959,13 +913,6 @@ def _parse_basic(authorization: str | None) -> tuple[str, str] | None:
         return None
     client_id, sep, client_secret = decoded.partition(":")
     return (client_id, client_secret) if sep else None
-
-
-def bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _page_size(value: int | None, *, default: int, maximum: int) -> int:
@@ -1115,17 +1062,8 @@ class ZoomSandbox:
         return base64.urlsafe_b64encode(self.rng.randbytes(nbytes)).rstrip(b"=").decode("ascii")
 
     def set_faults(self, update: FaultsUpdate) -> JSON:
-        if update.error_rate is not None:
-            self.faults.error_rate = update.error_rate
-        if update.slow_ms is not None:
-            self.faults.slow_ms = update.slow_ms
-        if update.down is not None:
-            self.faults.down = update.down
-        if update.burst_429 is not None:
-            self.faults.burst_429 = update.burst_429
-        if update.seed is not None:
-            self.faults.seed = update.seed
-            self._fault_rng = random.Random(update.seed)
+        if gate.apply_faults_update(self.faults, update):
+            self._fault_rng = random.Random(self.faults.seed)
         if update.rate_limit_enabled is not None:
             self.rate_limit_enabled = update.rate_limit_enabled
         if update.rate_limits is not None:
@@ -1204,13 +1142,11 @@ class ZoomSandbox:
 
     def fault_gate(self) -> GateDecision:
         """Faults only: ``down`` then random 5xx at ``error_rate`` (token endpoint, downloads)."""
-        if self.faults.down:
-            self.stats.faults += 1
-            return GateDecision(GateOutcome.DOWN, 503)
-        if self.faults.error_rate > 0 and self._fault_rng.random() < self.faults.error_rate:
-            self.stats.faults += 1
-            return GateDecision(GateOutcome.ERROR, self._fault_rng.choice((500, 502, 503)))
-        return GateDecision(GateOutcome.OK)
+        fault = injected_fault(self.faults, self._fault_rng)
+        if fault is None:
+            return GateDecision(GateOutcome.OK)
+        self.stats.faults += 1
+        return GateDecision(*fault)
 
     def gate(self, token: str | None, label: RateLabel | None, key: str = "") -> GateDecision:
         """One REST request, in order: down, random 5xx, auth, ``burst_429``, per-second rate limit of
