@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -110,25 +110,44 @@ def build_dispatcher(
     )
 
 
-async def run_dispatcher_async(
-    dispatcher: Dispatcher, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
+# One round of a loop: True when there may be more work right away, False when idle, None when it
+# saw `stop` itself and the loop must end now.
+Step = Callable[[], Awaitable[bool | None]]
+
+
+async def run_loop(
+    name: str, step: Step, stop: asyncio.Event, wake: asyncio.Event, idle_wait_s: float, error_wait_s: float
 ) -> None:
-    """Delivers planned operations; woken when the inbox worker planned something."""
-    watch = OutageWatch("dispatch")
+    """Runs `step` until `stop`: again at once while it is busy, else once `wake` is set or after
+    `idle_wait_s`. An unreachable database is said once and tried again with a growing delay
+    (OutageWatch); any other error is logged and the round tried again after `error_wait_s`."""
+    watch = OutageWatch(name)
     while not stop.is_set():
         try:
-            outcome = await _dispatch_round(dispatcher, stop)
+            busy = await step()
         except Exception as exc:  # the loop must survive anything (database restarting, a bug in one round)
-            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
+            await asyncio.sleep(watch.failed(exc, error_wait_s))
             continue
-        if outcome is None:
-            return  # stopped mid-round
+        if busy is None:
+            return
         watch.succeeded()
-        if outcome.done or outcome.retried or outcome.failed:
-            continue  # there may be more
+        if busy:
+            continue
         wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=poll_interval_s)
+            await asyncio.wait_for(wake.wait(), timeout=idle_wait_s)
+
+
+def dispatch_step(dispatcher: Dispatcher, stop: asyncio.Event) -> Step:
+    """Delivers planned operations; stopped mid-round by `stop` (its claims handed back)."""
+
+    async def step() -> bool | None:
+        outcome = await _dispatch_round(dispatcher, stop)
+        if outcome is None:
+            return None
+        return bool(outcome.done or outcome.retried or outcome.failed)  # there may be more
+
+    return step
 
 
 async def _dispatch_round(dispatcher: Dispatcher, stop: asyncio.Event) -> DispatchOutcome | None:
@@ -168,30 +187,17 @@ def _log_outcome(outcome: BatchOutcome) -> None:
         )
 
 
-async def run_worker_async(
-    processor: InboxProcessor,
-    stop: asyncio.Event,
-    wake: asyncio.Event,
-    poll_interval_s: float,
-    on_planned: Callable[[], None] | None = None,
-) -> None:
+def inbox_step(processor: InboxProcessor, on_planned: Callable[[], None] | None = None) -> Step:
     """In-process worker: batches run in a thread so the event loop keeps answering webhooks."""
-    watch = OutageWatch("inbox worker")
-    while not stop.is_set():
-        try:
-            outcome = await asyncio.to_thread(processor.run_once)
-        except Exception as exc:  # the loop must survive anything (e.g. database restarting)
-            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
-            continue
-        watch.succeeded()
+
+    async def step() -> bool:
+        outcome = await asyncio.to_thread(processor.run_once)
         _log_outcome(outcome)
         if outcome.done and on_planned is not None:
             on_planned()
-        if outcome.claimed:
-            continue
-        wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=poll_interval_s)
+        return bool(outcome.claimed)
+
+    return step
 
 
 def run_worker_blocking(
@@ -216,42 +222,22 @@ def run_worker_blocking(
     return processed
 
 
-async def run_actions_async(
-    service: ActionService, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
-) -> None:
+def actions_step(service: ActionService) -> Step:
     """Completes blocked workflow actions and sends their results to HubSpot's callbacks API."""
-    watch = OutageWatch("workflow action")
-    while not stop.is_set():
-        try:
-            outcome = await service.run_once()
-        except Exception as exc:  # the loop must survive anything
-            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
-            continue
-        watch.succeeded()
-        if outcome.busy:
-            continue
-        wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=max(poll_interval_s, 0.5))
+
+    async def step() -> bool:
+        return (await service.run_once()).busy
+
+    return step
 
 
-async def run_jobs_async(
-    runner: JobRunner, stop: asyncio.Event, wake: asyncio.Event, poll_interval_s: float
-) -> None:
+def jobs_step(runner: JobRunner) -> Step:
     """Sync now, reconciliation and backfill pulls from Zoom, one job at a time per worker."""
-    watch = OutageWatch("sync job")
-    while not stop.is_set():
-        try:
-            outcome = await runner.run_once()
-        except Exception as exc:  # the loop must survive anything
-            await asyncio.sleep(watch.failed(exc, poll_interval_s * 10))
-            continue
-        watch.succeeded()
-        if outcome.ran:
-            continue
-        wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=max(poll_interval_s, 0.5))
+
+    async def step() -> bool:
+        return bool((await runner.run_once()).ran)
+
+    return step
 
 
 @dataclass
@@ -276,36 +262,29 @@ class Background:
     def start(self, stop: asyncio.Event) -> None:
         cfg = self.settings
         poll = cfg.worker_poll_interval_s
-        self._tasks = [
-            asyncio.create_task(
-                run_worker_async(
-                    build_processor(self.engine, cfg, in_process=self.in_process),
-                    stop,
-                    self.wake_worker,
-                    poll,
-                    self.wake_dispatcher.set,
-                ),
-                name="inbox-worker",
-            ),
-            asyncio.create_task(
-                run_dispatcher_async(
-                    build_dispatcher(self.engine, cfg, self.hubspot, self.zoom),
-                    stop,
-                    self.wake_dispatcher,
-                    poll,
-                ),
-                name="outbox-dispatcher",
-            ),
-            asyncio.create_task(
-                run_actions_async(self.actions, stop, self.wake_actions, poll), name="action-completer"
-            ),
-        ]
+
+        def spawn(task_name: str, loop_name: str, step: Step, wake: asyncio.Event, idle_s: float) -> None:
+            loop = run_loop(loop_name, step, stop, wake, idle_s, error_wait_s=poll * 10)
+            self._tasks.append(asyncio.create_task(loop, name=task_name))
+
+        self._tasks = []
+        inbox = inbox_step(
+            build_processor(self.engine, cfg, in_process=self.in_process), self.wake_dispatcher.set
+        )
+        spawn("inbox-worker", "inbox worker", inbox, self.wake_worker, poll)
+        dispatch = dispatch_step(build_dispatcher(self.engine, cfg, self.hubspot, self.zoom), stop)
+        spawn("outbox-dispatcher", "dispatch", dispatch, self.wake_dispatcher, poll)
+        spawn(
+            "action-completer",
+            "workflow action",
+            actions_step(self.actions),
+            self.wake_actions,
+            max(poll, 0.5),
+        )
         if self.zoom is not None:
             zoom = self.zoom
             runner = JobRunner(self.engine, lambda account: zoom.client_for(account))
-            self._tasks.append(
-                asyncio.create_task(run_jobs_async(runner, stop, self.wake_jobs, poll), name="sync-jobs")
-            )
+            spawn("sync-jobs", "sync job", jobs_step(runner), self.wake_jobs, max(poll, 0.5))
 
     async def wait(self, grace_s: float = STOP_GRACE_S) -> None:
         """After `stop` was set: wait for the loops to end, cancelling those still busy after
