@@ -48,17 +48,8 @@ def ensure_env_connection(engine: Engine, settings: Settings) -> bool:
     insert_ignoring_conflicts(
         engine,
         PortalSettings.__table__,  # type: ignore[attr-defined]
-        {
-            "portal_id": settings.hubspot_portal_id,
-            "global_sync_enabled": True,
-            "webinar_sync_enabled": False,
-            "recording_sync": "none",
-            "recording_sync_users": [],
-            "exclusion_domains": [],
-            "recording_exclusion_domains": [],
-            "contact_exclusion_domains": [],
-            "updated_at": now,
-        },
+        # The model's own defaults: written out here they would drift from it.
+        PortalSettings(portal_id=settings.hubspot_portal_id, updated_at=now).model_dump(),
         ["portal_id"],
     )
     if created:

@@ -10,6 +10,7 @@ from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut,
 from app.db import utcnow
 from app.ingest.replan import enqueue_replan
 from app.models import Connection, PortalSettings, Webinar, ZoomUser
+from app.sync.planner import load_settings
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 
@@ -30,16 +31,6 @@ def read_portal_settings(session: Session, portal_id: int) -> PortalSettings:
     """
     saved = session.get(PortalSettings, portal_id)
     return saved if saved is not None else PortalSettings(portal_id=portal_id)
-
-
-def load_portal_settings(session: Session, portal_id: int) -> PortalSettings:
-    """The portal's settings row, created with the defaults when missing (for writes)."""
-    settings = session.get(PortalSettings, portal_id)
-    if settings is None:
-        settings = PortalSettings(portal_id=portal_id)
-        session.add(settings)
-        session.flush()
-    return settings
 
 
 def replan_webinars(session: Session, accounts: list[str], host_id: str | None = None) -> int:
@@ -68,7 +59,7 @@ def get_settings(portal_id: PortalId, session: ReadSessionDep) -> PortalSettings
 @router.patch("/portals/{portal_id}/settings", responses={404: {}, 409: {}, 422: {}})
 def patch_settings(portal_id: PortalId, patch: PortalSettingsPatch, session: SessionDep) -> PortalSettingsOut:
     accounts = portal_account_ids(session, portal_id)
-    settings = load_portal_settings(session, portal_id)
+    settings = load_settings(session, portal_id)
     changes = patch.model_dump(exclude_none=True)
     global_on = changes.get("global_sync_enabled", settings.global_sync_enabled)
     if changes.get("webinar_sync_enabled") is True and not global_on:

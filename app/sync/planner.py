@@ -161,6 +161,7 @@ def connections_for(session: Session, account_id: str) -> list[Connection]:
 
 
 def load_settings(session: Session, portal_id: int) -> PortalSettings:
+    """The portal's settings row, created with the defaults when missing (for writers)."""
     settings = session.get(PortalSettings, portal_id)
     if settings is None:
         settings = PortalSettings(portal_id=portal_id)
