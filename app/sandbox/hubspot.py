@@ -37,13 +37,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from app.sandbox.gate import GateOutcome, RequestGate, bearer, scope_header
-from app.sandbox.hubspot_state import (
-    CALL_TO_CONTACT,
-    CREATE_CALL_ROUTE,
+from app.sandbox.hubspot_bodies import (
     AssociationPair,
     AttendanceInput,
     Batch,
-    BatchOutcome,
     CallbackBody,
     CallbackInput,
     CallCreate,
@@ -51,27 +48,29 @@ from app.sandbox.hubspot_state import (
     CompleteBody,
     ContactBatchRead,
     ContactUpsertInput,
-    Faults,
     FaultsUpdate,
-    GateDecision,
     GdprDelete,
-    HubSpotSandbox,
     MarketingEventBody,
-    PortalState,
     PropertiesBody,
     PropertyCreate,
     PropertyGroupCreate,
-    SandboxError,
     SearchBody,
     SeedContacts,
     SeedUsers,
     TemplateCreate,
     TimelineEventInput,
+)
+from app.sandbox.hubspot_common import (
+    CALL_TO_CONTACT,
+    CREATE_CALL_ROUTE,
+    BatchOutcome,
+    SandboxError,
     error_body,
     new_uuid,
     now_utc,
     validation_error,
 )
+from app.sandbox.hubspot_state import Faults, GateDecision, HubSpotSandbox, PortalState
 
 __all__ = ["CONTROL_PREFIX", "DEFAULT_PORT", "HubSpotSandbox", "create_hubspot_sandbox", "main", "sandbox_of"]
 
