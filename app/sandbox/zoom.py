@@ -47,32 +47,31 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from app.sandbox.gate import Faults, GateOutcome, RequestGate, bearer, scope_header
-from app.sandbox.zoom_state import (
-    DEFAULT_ACCOUNT_ID,
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_PUBLIC_URL,
-    Account,
+from app.sandbox.zoom_bodies import (
     ActionBody,
-    ActionResult,
     FaultsUpdate,
-    GateDecision,
     JoinAction,
     LeaveAction,
-    RateLabel,
     RecordingAction,
-    RecordingFile,
     RegisterAction,
     RegistrantAction,
     RegistrantCreate,
-    RetryAfter,
     SeedUsers,
     TranscriptAction,
     WebhookTargetUpdate,
     WebinarCreate,
-    ZoomError,
-    ZoomSandbox,
 )
+from app.sandbox.zoom_common import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_PUBLIC_URL,
+    RateLabel,
+    RetryAfter,
+    ZoomError,
+)
+from app.sandbox.zoom_records import Account, ActionResult, GateDecision, RecordingFile
+from app.sandbox.zoom_state import ZoomSandbox
 
 __all__ = ["CONTROL_PREFIX", "DEFAULT_PORT", "ZoomSandbox", "create_zoom_sandbox", "main", "zoom_sandbox_of"]
 

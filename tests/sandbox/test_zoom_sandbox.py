@@ -20,7 +20,8 @@ import uvicorn
 
 from app.sandbox import zoom as zoom_module
 from app.sandbox.zoom import create_zoom_sandbox, zoom_sandbox_of
-from app.sandbox.zoom_state import ZoomSandbox, transcript_vtt
+from app.sandbox.zoom_common import transcript_vtt
+from app.sandbox.zoom_state import ZoomSandbox
 from app.security import SignatureFailure, verify_zoom_signature
 
 pytestmark = pytest.mark.anyio
