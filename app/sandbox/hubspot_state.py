@@ -7,6 +7,8 @@ A portal is one :class:`PortalState` made of one mixin per resource (``hubspot_c
 ``hubspot_timeline``, ``hubspot_marketing``, ``hubspot_calls``); what they store is in
 ``hubspot_records``, the request bodies in ``hubspot_bodies``, shared helpers and HubSpot's error
 shapes in ``hubspot_common``.
+This module is a little over 500 lines because of the notes below on HubSpot behaviour the sandbox
+had to choose; they belong with the state they describe.
 Whole-request failures raise :class:`SandboxError`; per-input failures of batch calls come back as
 HubSpot "StandardError" entries inside a :class:`BatchOutcome`.
 
