@@ -81,7 +81,10 @@ async def test_backfill_resumes_after_an_interruption(
             settings, database.engine, "2026-03-01", "2026-03-10", None, quiet(), transport=transport
         )
         assert summary.resumed and summary.webinars == 3
-        assert (summary.already_done, summary.pulled, summary.failed) == (1, 2, 0)
+        # The first run finished one webinar before Ctrl-C. The app's own job loop may finish one of
+        # the queued items before the command is run again: each webinar is pulled exactly once.
+        assert summary.already_done >= 1 and summary.failed == 0, summary
+        assert summary.already_done + summary.pulled == 3, summary
         await h.wait_done()
         for i in range(3):
             for who in "ab":
