@@ -1,5 +1,6 @@
 """Zoom integration: typed REST client, Server-to-Server OAuth tokens, errors and models."""
 
+from app.integrations.retry import parse_retry_after
 from app.integrations.zoom.client import (
     DEFAULT_PAGE_SIZE,
     ParticipantSource,
@@ -19,7 +20,6 @@ from app.integrations.zoom.errors import (
     ZoomWebinarNotFound,
     ZoomWebinarOver,
     error_from_response,
-    parse_retry_after,
 )
 from app.integrations.zoom.models import (
     CustomQuestion,

@@ -7,14 +7,15 @@ path and what Zoom said, with email addresses masked, so `str(exc)` and `repr(ex
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
+
+# One Retry-After parser for both REST clients.
+from app.integrations.retry import parse_retry_after
 
 _MAX_TEXT_BODY = 300  # chars of a non-JSON body kept in the message
 _EMAIL = re.compile(r"[^\s@'\"<>()\[\]{},;:]+@[^\s@'\"<>()\[\]{},;:]+")
@@ -149,37 +150,6 @@ class ZoomUnavailable(ZoomError):
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from `now`, from a `Retry-After` value that is either seconds ("7"), an
-    ISO-8601 date-time ("2020-05-31T00:00:00Z", as Zoom documents for daily limits) or an HTTP-date.
-
-    A moment in the past gives 0; an absent or unreadable value gives None. Naive times are UTC.
-    """
-    if value is None:
-        return None
-    raw = value.strip()
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pass
-    else:
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-    moment: datetime | None = None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            moment = None
-    if moment is None:
-        return None
-    seconds = (_aware(moment) - _aware(now)).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _seconds_to_utc_midnight(now: datetime) -> float:
