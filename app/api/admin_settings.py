@@ -10,7 +10,7 @@ from app.api.schemas import PortalSettingsOut, PortalSettingsPatch, ZoomUserOut,
 from app.db import utcnow
 from app.ingest.replan import enqueue_replan
 from app.models import Connection, PortalSettings, Webinar, ZoomUser
-from app.sync.planner import load_settings
+from app.sync.inputs import load_settings
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 

@@ -33,13 +33,10 @@ from app.models import (
     Webinar,
 )
 from app.pull.schedule import latest_job, sync_job_out
-from app.sync.planner import (
-    OpKind,
-    WebinarKey,
-    exclusion_counts,
-    webinar_people_counts,
-    webinar_skip_reason,
-)
+from app.sync.audit import exclusion_counts, webinar_people_counts
+from app.sync.inputs import webinar_skip_reason
+from app.sync.op_kind import OpKind
+from app.sync.planner import WebinarKey
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 

@@ -56,18 +56,11 @@ from app.models import (
     Webinar,
     ZoomUser,
 )
+from app.sync.audit import AuditCode, add_audit_event, upsert_audit
 from app.sync.finality import AttendanceClock, RegistrationClock, attendance_wait_s, registration_wait_s
+from app.sync.inputs import connections_for, load_settings, portal_rules, webinar_skip_reason
 from app.sync.local_model import WebinarKey, load_webinars
-from app.sync.planner import (
-    AuditCode,
-    OpKind,
-    add_audit_event,
-    connections_for,
-    load_settings,
-    portal_rules,
-    upsert_audit,
-    webinar_skip_reason,
-)
+from app.sync.op_kind import OpKind
 from app.sync.rules import HubSpotFacts, PortalRules, email_decision
 from app.util import chunks
 

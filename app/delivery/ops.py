@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 from app.integrations.hubspot import HubSpotError
 from app.models import HubSpotContact, OutboxOp, OutboxState
 from app.sync.local_model import WebinarKey
-from app.sync.planner import OpKind
+from app.sync.op_kind import OpKind
 from app.util import chunks
 
 

@@ -48,20 +48,16 @@ from app.integrations.hubspot import HubSpotClient, HubSpotError, TimelineEvent
 from app.integrations.hubspot.client import may_have_reached_hubspot
 from app.integrations.zoom.errors import ZoomError, ZoomRecordingNotFound
 from app.models import AuditStatus, Connection, ExcludedEmail, Recording, RecordingCall, Webinar
-from app.sync.events import parse_time
-from app.sync.planner import (
+from app.sync.audit import (
     RECORDING_AUDIT_KEY,
     TRANSCRIPT_AUDIT_KEY,
     AuditCode,
-    PlanScope,
     audit_recording_settings_off,
-    gather_people,
-    load_settings,
-    portal_rules,
-    recording_host,
     upsert_audit,
-    webinar_skip_reason,
 )
+from app.sync.events import parse_time
+from app.sync.inputs import load_settings, portal_rules, recording_host, webinar_skip_reason
+from app.sync.planner import PlanScope, gather_people
 from app.sync.rules import RecordingSkipReason, recording_decision, recording_status
 from app.sync.transcript import call_body, transcript_text
 from app.util import chunks

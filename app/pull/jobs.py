@@ -36,7 +36,7 @@ from app.pull.backfill import (
 )
 from app.pull.schedule import JobKind
 from app.pull.zoom_pull import Pulled, WebinarGone, ZoomPullApi, pull_webinar
-from app.sync.planner import AuditCode, add_audit_event
+from app.sync.audit import AuditCode, add_audit_event
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ from app.ingest.replan import REPLAN_EVENT, replan_key
 from app.metrics import INBOX_PROCESSED
 from app.models import AuditStatus, InboxEvent, InboxState
 from app.pull.schedule import schedule_details, schedule_reconcile
+from app.sync.audit import AuditCode, add_audit_event, refresh_webinar_audit
 from app.sync.events import BadEventError, ParsedEvent, parse_event
+from app.sync.inputs import connections_for
 from app.sync.local_model import (
     Changes,
     WebinarKey,
@@ -34,16 +36,7 @@ from app.sync.local_model import (
     apply_webinar_metas,
     load_webinars,
 )
-from app.sync.planner import (
-    AuditCode,
-    HubSpotFactsSource,
-    PlanScope,
-    add_audit_event,
-    connections_for,
-    no_hubspot_facts,
-    plan_webinar,
-    refresh_webinar_audit,
-)
+from app.sync.planner import HubSpotFactsSource, PlanScope, no_hubspot_facts, plan_webinar
 from app.util import chunks
 
 log = logging.getLogger(__name__)

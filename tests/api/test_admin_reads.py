@@ -27,8 +27,8 @@ from app.api import deps
 from app.db import unit_of_work
 from app.models import AuditStatus, Connection, Registration, Webinar
 from app.sandbox.zoom_webhooks import WebinarScenario
+from app.sync.audit import add_audit_event, refresh_webinar_audit
 from app.sync.inbox_processor import InboxProcessor
-from app.sync.planner import add_audit_event, refresh_webinar_audit
 from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, make_settings, running_app
 from tests.e2e_harness import harness
 from tests.scenario_helpers import deliver
