@@ -123,7 +123,7 @@ def setup() -> None:
     """Create what the service needs in HubSpot if missing (property group, contact properties,
     timeline event templates) and record their ids. Migrates nothing. Exit 1 on problems, 2 when
     credentials are missing or the schema is behind."""
-    from app.hubspot_setup import run_setup_command
+    from app.integrations.hubspot.setup import run_setup_command
 
     raise typer.Exit(run_setup_command())
 

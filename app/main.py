@@ -21,14 +21,14 @@ from app.api.zoom_webhooks import ZoomWebhookFastPath
 from app.bootstrap import ensure_env_connection
 from app.config import Settings
 from app.db import make_engine
-from app.delivery.gateway import HubSpotGateway
+from app.delivery.hubspot_gateway import HubSpotGateway
+from app.delivery.zoom_gateway import ZoomGateway
 from app.ingest.inbox_writer import InboxWriter
 from app.logging_setup import configure_logging
 from app.metrics import LatencyMiddleware
 from app.migrations import ensure_schema
 from app.state import AppState
 from app.worker.runner import Background
-from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger(__name__)
 

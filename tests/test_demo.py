@@ -27,7 +27,7 @@ from app.demo import (
     demo_of,
     demo_wanted,
 )
-from app.hubspot_setup import TEMPLATE_RECORDABLE_EVENT
+from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT
 from app.main import create_app
 from app.sandbox.zoom_webhooks import make_delivery
 

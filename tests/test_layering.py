@@ -9,11 +9,11 @@ count too, and nothing is imported.
 | foundation   | app (package), config, db, models, util,      | foundation                          |
 |              | metrics, logging_setup, migrations, security, |                                     |
 |              | bootstrap                                     |                                     |
-| integrations | app.integrations, hubspot_setup               | foundation                          |
+| integrations | app.integrations                              | foundation                          |
 | ingest       | app.ingest                                    | foundation                          |
 | sync         | app.sync                                      | foundation, ingest, and the one     |
 |              |                                               | module app.pull.schedule            |
-| delivery     | app.delivery, zoom_gateway                    | foundation, integrations, ingest,   |
+| delivery     | app.delivery                                  | foundation, integrations, ingest,   |
 |              |                                               | sync                                |
 | pull         | app.pull                                      | the same and delivery               |
 | actions      | app.actions                                   | foundation, integrations, ingest,   |
@@ -51,11 +51,9 @@ LAYER_OF: dict[str, str] = {
     "app.security": "foundation",
     "app.bootstrap": "foundation",
     "app.integrations": "integrations",
-    "app.hubspot_setup": "integrations",
     "app.ingest": "ingest",
     "app.sync": "sync",
     "app.delivery": "delivery",
-    "app.zoom_gateway": "delivery",
     "app.pull": "pull",
     "app.actions": "actions",
     "app.api": "api",

@@ -35,7 +35,6 @@ from app.delivery.ops import (
 )
 from app.delivery.recordings import RecordingDelivery, TranscriptFetcher
 from app.delivery.values import PersonWebinar, contact_properties, load_people
-from app.hubspot_setup import TEMPLATE_ATTENDANCE, TEMPLATE_REGISTRATION, encode_tokens
 from app.ingest.replan import enqueue_replan
 from app.integrations.hubspot import (
     AttendanceInput,
@@ -46,6 +45,7 @@ from app.integrations.hubspot import (
     MarketingEvent,
     TimelineEvent,
 )
+from app.integrations.hubspot.setup import TEMPLATE_ATTENDANCE, TEMPLATE_REGISTRATION, encode_tokens
 from app.models import (
     AuditStatus,
     Connection,

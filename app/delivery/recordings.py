@@ -43,9 +43,9 @@ from app.delivery.ops import (
     excluded_emails,
     hubspot_failure,
 )
-from app.hubspot_setup import TEMPLATE_RECORDABLE_EVENT, encode_tokens
 from app.integrations.hubspot import HubSpotClient, HubSpotError, TimelineEvent
 from app.integrations.hubspot.client import may_have_reached_hubspot
+from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT, encode_tokens
 from app.integrations.zoom.errors import ZoomError, ZoomRecordingNotFound
 from app.models import AuditStatus, Connection, ExcludedEmail, Recording, RecordingCall, Webinar
 from app.sync.audit import (

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.db import make_engine, unit_of_work, utcnow
+from app.delivery.zoom_gateway import ZoomGateway
 from app.ingest.replan import enqueue_replan
 from app.ingest.zoom_events import HANDLED_EVENTS
 from app.integrations.zoom.errors import ZoomError
@@ -21,7 +22,6 @@ from app.migrations import schema_problem
 from app.models import InboxEvent, InboxState, JobState, SyncJob, Webinar
 from app.pull.backfill import find_webinars, finish_if_complete, open_backfill, parse_range, record_webinars
 from app.pull.jobs import JobRunner
-from app.zoom_gateway import ZoomGateway
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 

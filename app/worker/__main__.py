@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 from app.actions.service import ActionService
 from app.config import Settings
 from app.db import make_engine
-from app.delivery.gateway import HubSpotGateway
+from app.delivery.hubspot_gateway import HubSpotGateway
+from app.delivery.zoom_gateway import ZoomGateway
 from app.logging_setup import configure_logging
 from app.migrations import schema_problem
 from app.worker.runner import Background, build_processor, run_worker_blocking
-from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger("app.worker")
 

@@ -17,10 +17,10 @@ from app.config import Settings
 from app.db import database_error_text, database_unreachable
 from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome
 from app.delivery.facts import FactsResolver, db_hubspot_facts
-from app.delivery.gateway import HubSpotGateway
+from app.delivery.hubspot_gateway import HubSpotGateway
+from app.delivery.zoom_gateway import ZoomGateway
 from app.pull.jobs import JobRunner
 from app.sync.inbox_processor import BatchOutcome, InboxProcessor, ProcessorConfig
-from app.zoom_gateway import ZoomGateway
 
 log = logging.getLogger(__name__)
 

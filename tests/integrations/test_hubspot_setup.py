@@ -20,7 +20,15 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.db import make_engine, unit_of_work
-from app.hubspot_setup import (
+from app.integrations.hubspot import (
+    EventTemplate,
+    EventTemplateToken,
+    HubSpotClient,
+    InProcessRateLimiter,
+    PropertyDefinition,
+    PropertyGroup,
+)
+from app.integrations.hubspot.setup import (
     CONTACT_PROPERTIES,
     EVENT_TEMPLATES,
     PROPERTY_GROUP,
@@ -35,14 +43,6 @@ from app.hubspot_setup import (
     encode_tokens,
     ensure_hubspot_setup,
     stored_template_ids,
-)
-from app.integrations.hubspot import (
-    EventTemplate,
-    EventTemplateToken,
-    HubSpotClient,
-    InProcessRateLimiter,
-    PropertyDefinition,
-    PropertyGroup,
 )
 from app.migrations import upgrade_to_head
 from app.models import HubSpotSetupItem

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.hubspot_setup import TEMPLATE_RECORDABLE_EVENT
+from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT
 from tests.conftest import ADMIN, PORTAL_ID, Database
 from tests.e2e_harness import HOST_EMAIL, Harness, harness
 from tests.scenario_helpers import deliver

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from app.delivery.health import HealthRecorder, HubSpotCallObserver
 from app.delivery.health_rules import Service
-from app.hubspot_setup import ensure_hubspot_setup, stored_template_ids
 from app.integrations.hubspot import HubSpotClient, HubSpotError
+from app.integrations.hubspot.setup import ensure_hubspot_setup, stored_template_ids
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
 
 log = logging.getLogger(__name__)
