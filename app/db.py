@@ -11,10 +11,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine, make_url
@@ -62,6 +63,57 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UnknownEnumValue(str):
+    """A value read from a `StrEnumString` column that the running version's enum does not name
+    (written by a newer version during a rolling deploy, or by hand). It is the stored text as it
+    was: it equals that text and no member, and it may be written back unchanged."""
+
+    __slots__ = ()
+
+
+class StrEnumString(TypeDecorator[str]):
+    """A `StrEnum` stored as its value in a plain VARCHAR column (the same column a `str` field
+    with `max_length` makes: no database enum type, so adding a member needs no migration).
+
+    Binding takes a member or its exact value (a member of another StrEnum with the same value
+    is its value too); anything else raises `ValueError` naming the enum, so a typo in a writer
+    or a query fails at the statement instead of storing a state nobody will ever read.
+
+    Reading gives the member. A stored value this version does not know comes back as an
+    `UnknownEnumValue` (the text, unchanged) instead of raising: during a rolling deploy a newer
+    version may already write a state an older worker does not know, and before this type
+    those rows read as a string that matched no known state (an operation of an unknown kind
+    waits; counts by state leave it out). Raising would crash a loop or a status page on such a
+    row; the unknown value keeps today's behaviour, and it binds back unchanged so a row read
+    this way can be saved.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[StrEnum], length: int) -> None:
+        super().__init__(length=length)
+        self.enum_class = enum_class
+        self.length = length
+        self._by_value: dict[str, StrEnum] = {member.value: member for member in enum_class}
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, UnknownEnumValue):
+            return str(value)
+        if isinstance(value, str) and value in self._by_value:
+            return self._by_value[value].value
+        known = ", ".join(self._by_value)
+        raise ValueError(f"{value!r} is not a {self.enum_class.__name__} value (one of: {known})")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        member = self._by_value.get(value)
+        return member if member is not None else UnknownEnumValue(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
