@@ -8,36 +8,25 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import BeforeValidator
+
+from app.integrations.hubspot.models import AttendanceState, PropertyFieldType, PropertyType, TokenType
 
 JSON = dict[str, Any]
 
 BATCH_LIMIT = 100
 USERS_PAGE_LIMIT = 100
 CALL_TO_CONTACT = 194
-SUBSCRIBER_STATES = ("register", "attend", "cancel")
+# HubSpot's vocabularies are the client's own (app.integrations.hubspot.models), so the fake accepts
+# exactly what the client may send and read back; a word added there is accepted here too.
+SUBSCRIBER_STATES: tuple[str, ...] = get_args(AttendanceState)
 DEFAULT_TOKENS: Mapping[str, int] = {"sandbox-token": 1}
 
-PROPERTY_TYPES = frozenset({"bool", "date", "datetime", "enumeration", "number", "phone_number", "string"})
-FIELD_TYPES = frozenset(
-    {
-        "booleancheckbox",
-        "calculation_equation",
-        "checkbox",
-        "date",
-        "file",
-        "html",
-        "number",
-        "phonenumber",
-        "radio",
-        "select",
-        "text",
-        "textarea",
-    }
-)
-TOKEN_TYPES = frozenset({"date", "enumeration", "number", "string"})
+PROPERTY_TYPES = frozenset(get_args(PropertyType))
+FIELD_TYPES = frozenset(get_args(PropertyFieldType))
+TOKEN_TYPES = frozenset(get_args(TokenType))
 TEMPLATE_OBJECT_TYPES = frozenset({"contacts", "companies", "deals", "tickets"})
 SEARCH_LIMIT = 200
 SEARCH_MAX_GROUPS = 5
