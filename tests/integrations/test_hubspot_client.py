@@ -1129,6 +1129,96 @@ class TestRetries:
         assert info.value.category == "UNEXPECTED_RESPONSE"
 
 
+# --- the call observer ----------------------------------------------------------------------------
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.calls: list[tuple[HubSpotError | None, datetime]] = []
+
+    async def observe(self, error: HubSpotError | None, began_at: datetime) -> None:
+        self.calls.append((error, began_at))
+
+
+class TestObserver:
+    """What the portal's health (app.delivery.health) is told, and when."""
+
+    async def test_retries_then_success_is_one_call_without_error(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.post(UPSERT_URL).side_effect = [httpx.Response(502, text="bad gateway"), OK_UPSERT]
+        before = datetime.now(UTC)
+        await upsert_one(client)
+        assert len(observer.calls) == 1
+        error, began_at = observer.calls[0]
+        assert error is None
+        assert before <= began_at <= datetime.now(UTC)
+
+    async def test_a_429_is_told_at_once_then_the_call_when_it_ends(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.post(UPSERT_URL).side_effect = [
+            httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "limit"}),
+            OK_UPSERT,
+        ]
+        await upsert_one(client)
+        (limited, limited_at), (last, began_at) = observer.calls
+        assert isinstance(limited, HubSpotRateLimited)
+        assert last is None
+        assert began_at <= limited_at  # the 429 carries its own moment, the call when it began
+
+    async def test_final_failure_is_told_once_with_the_last_error(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer, max_attempts=3)
+        router.post(UPSERT_URL).side_effect = [
+            httpx.Response(500, json=error_json("INTERNAL_ERROR", "one")),
+            httpx.ConnectError("refused"),
+            httpx.Response(503, json=error_json("INTERNAL_ERROR", "three")),
+        ]
+        with pytest.raises(HubSpotServerError) as info:
+            await upsert_one(client)
+        assert [error for error, _ in observer.calls] == [info.value]
+
+    async def test_a_long_429_is_told_twice_and_not_waited(
+        self, make_client: ClientFactory, router: respx.MockRouter, sleeps: RecordingSleep
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.post(UPSERT_URL).respond(429, headers={"Retry-After": "3600"}, json={"message": "daily"})
+        with pytest.raises(HubSpotRateLimited) as info:
+            await upsert_one(client)
+        assert [error for error, _ in observer.calls] == [info.value, info.value]
+        assert sleeps.calls == []
+
+    async def test_a_refused_request_is_told_without_retrying(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.post(UPSERT_URL).respond(400, json=error_json("VALIDATION_ERROR", "bad"))
+        with pytest.raises(HubSpotValidationError) as info:
+            await upsert_one(client)
+        assert [error for error, _ in observer.calls] == [info.value]
+        assert client.stats.requests == 1
+
+    async def test_at_most_once_leaves_a_lost_answer_to_the_caller(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        route = router.post(f"{BASE}/crm/v3/objects/calls").respond(502, text="bad gateway")
+        with pytest.raises(HubSpotServerError) as info:
+            await client.create_call({"hs_call_title": "x"}, [], at_most_once=True)
+        assert route.call_count == 1
+        assert [error for error, _ in observer.calls] == [info.value]
+
+
 # --- the token stays secret -----------------------------------------------------------------------
 
 

@@ -29,8 +29,10 @@ class TestParseRetryAfter:
             ("-inf", None),
             ("soon", None),
             ("2024-05-01T10:00:30Z", 30.0),
+            ("2024-05-01T10:00:30+00:00", 30.0),
             ("2024-05-01T12:00:30+02:00", 30.0),
             ("2024-05-01T10:00:30", 30.0),  # naive: UTC
+            ("2024-05-02T00:00:00Z", 14 * 3600.0),  # a daily limit's reset, as Zoom sends it
             ("2020-05-31T00:00:00Z", 0.0),  # in the past
             ("Wed, 01 May 2024 10:01:00 GMT", 60.0),
             ("Wed, 01 May 2024 10:01:00 -0000", 60.0),  # an HTTP-date without a zone: UTC

@@ -9,7 +9,7 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,7 +36,6 @@ from app.integrations.zoom import (
     ZoomWebinarNotFound,
     ZoomWebinarOver,
     error_from_response,
-    parse_retry_after,
     webinar_path_id,
 )
 
@@ -660,6 +659,77 @@ class TestRetries:
         assert "ConnectTimeout" in str(info.value)
 
 
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.calls: list[tuple[ZoomError | None, datetime]] = []
+
+    async def observe(self, error: ZoomError | None, began_at: datetime) -> None:
+        self.calls.append((error, began_at))
+
+
+class TestObserver:
+    """What the connected portals' health (app.delivery.health) is told, and when."""
+
+    async def test_retries_then_success_is_one_call_without_error(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.get(WEBINAR_URL).side_effect = [httpx.Response(502, text="bad gateway"), OK_WEBINAR]
+        await client.get_webinar(WEBINAR_ID)
+        assert observer.calls == [(None, NOW)]
+
+    async def test_a_429_is_told_at_once_then_the_call_when_it_ends(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        moments = iter(NOW + timedelta(seconds=n) for n in range(100))
+        observer = RecordingObserver()
+        client = make_client(observer=observer, now=lambda: next(moments))
+        router.get(WEBINAR_URL).side_effect = [
+            httpx.Response(429, headers={"Retry-After": "1"}, json=zoom_error(429, "slow down")),
+            OK_WEBINAR,
+        ]
+        await client.get_webinar(WEBINAR_ID)
+        (limited, limited_at), last = observer.calls
+        assert isinstance(limited, ZoomRateLimited)
+        assert limited_at > NOW  # the 429 carries its own moment...
+        assert last == (None, NOW)  # ...the call the moment it began
+
+    async def test_final_failure_is_told_once_with_the_last_error(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer, max_attempts=2)
+        router.get(WEBINAR_URL).side_effect = [
+            httpx.Response(500, text="oops"),
+            httpx.Response(503, json=zoom_error(503, "still down")),
+        ]
+        with pytest.raises(ZoomUnavailable) as info:
+            await client.get_webinar(WEBINAR_ID)
+        assert observer.calls == [(info.value, NOW)]
+
+    async def test_a_long_429_is_told_twice_and_not_waited(
+        self, make_client: ClientFactory, router: respx.MockRouter, sleeps: RecordingSleep
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.get(WEBINAR_URL).respond(429, headers={"Retry-After": "120"}, json=zoom_error(429, "daily"))
+        with pytest.raises(ZoomRateLimited) as info:
+            await client.get_webinar(WEBINAR_ID)
+        assert observer.calls == [(info.value, NOW), (info.value, NOW)]
+        assert sleeps.calls == []
+
+    async def test_a_missing_download_is_told_as_not_found(
+        self, make_client: ClientFactory, router: respx.MockRouter
+    ) -> None:
+        observer = RecordingObserver()
+        client = make_client(observer=observer)
+        router.get(DOWNLOAD_URL).respond(404, json=zoom_error(3301, "gone"))
+        with pytest.raises(ZoomRecordingNotFound) as info:
+            await client.download(DOWNLOAD_URL, token="t")
+        assert observer.calls == [(info.value, NOW)]
+
+
 # --- requests and parsing -------------------------------------------------------------------------
 
 
@@ -1050,39 +1120,3 @@ class TestDownload:
         with pytest.raises(ZoomError) as info:
             await client.download(DOWNLOAD_URL + "?access_token=secret-in-query", token="t")
         assert "secret-in-query" not in str(info.value)
-
-
-# --- Retry-After parsing --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("   ", None),
-        ("7", 7.0),
-        (" 2.5 ", 2.5),
-        ("0", 0.0),
-        ("-3", 0.0),
-        ("nan", None),
-        ("inf", None),
-        ("soon", None),
-        ("2024-05-01T10:00:30Z", 30.0),
-        ("2024-05-01T10:00:30+00:00", 30.0),
-        ("2024-05-01T12:00:30+02:00", 30.0),
-        ("2024-05-01T10:00:30", 30.0),  # naive: UTC
-        ("2024-05-02T00:00:00Z", 14 * 3600.0),
-        ("2020-05-31T00:00:00Z", 0.0),  # in the past
-        ("Wed, 01 May 2024 10:01:00 GMT", 60.0),
-        ("Wed, 01 May 2024 09:00:00 GMT", 0.0),
-        ("Wed, 99 Foo 2024", None),
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value, NOW) == expected
-
-
-def test_parse_retry_after_with_offset_now() -> None:
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))  # == NOW
-    assert parse_retry_after("2024-05-01T10:00:10Z", now) == 10.0
