@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from app.actions.resources import build_action_resources
 from app.actions.service import ActionService
 from app.api import admin_settings, admin_sync, admin_webinars, health, hubspot_actions, zoom_webhooks
 from app.api.request_guard import RequestGuard
@@ -75,8 +76,10 @@ def create_app(
             zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine)
             hubspot = HubSpotGateway(cfg, engine, transport=hubspot_transport) if cfg.run_worker else None
             wake_worker = asyncio.Event()
+            # The action's engines and threads (its own on SQLite), closed after it has drained.
+            action_resources = build_action_resources(engine)
             actions = ActionService(
-                engine,
+                action_resources,
                 zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
                 hubspot_for=hubspot.client_for if hubspot else None,
                 on_registered=wake_worker.set,
@@ -105,7 +108,7 @@ def create_app(
                 if hubspot is not None:
                     await hubspot.aclose()
                 await zoom.aclose()
-                actions.close()
+                action_resources.close()
                 writer.stop()
                 log.info("service stopped", extra={"stop_s": round(time.monotonic() - stopping, 2)})
         finally:

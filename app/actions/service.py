@@ -18,13 +18,11 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.actions.executor import (
@@ -35,6 +33,7 @@ from app.actions.executor import (
     ZoomActionApi,
     execute,
 )
+from app.actions.resources import ActionResources
 from app.actions.rules import (
     ActionCode,
     ActionFailure,
@@ -42,7 +41,7 @@ from app.actions.rules import (
     ActionSuccess,
     block_output,
 )
-from app.db import dialect_insert, make_engine, unit_of_work, utcnow
+from app.db import dialect_insert, unit_of_work, utcnow
 from app.ingest.synthetic import envelope, store_envelopes
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.client import BATCH_LIMIT
@@ -132,36 +131,26 @@ def _registration_object(webinar: ZoomWebinar, success: ActionSuccess, executed:
 class ActionService:
     def __init__(
         self,
-        engine: Engine,
+        resources: ActionResources,
         *,
         zoom_for: ZoomFor,
         hubspot_for: HubSpotFor | None = None,
         config: ActionConfig | None = None,
         on_registered: Callable[[], None] | None = None,
     ) -> None:
-        # On SQLite the service's own writes retry the write lock in short steps: a BLOCK answer
-        # waits for its write, and SQLite's busy handler let it wait for seconds under load.
-        self.engine = (
-            make_engine(engine.url.render_as_string(hide_password=False), pool_size=8, eager_writer=True)
-            if engine.dialect.name == "sqlite"
-            else engine
-        )
-        self._owns_engine = self.engine is not engine
+        # Built and closed by the entry points (app/actions/resources.py says why SQLite gets
+        # engines of its own).
+        self.engine = resources.engine
+        self.read_engine = resources.read_engine
+        self._pool = resources.executor
         self.zoom_for = zoom_for
         self.hubspot_for = hubspot_for
         self.config = config or ActionConfig()
         self.on_registered = on_registered
         self.cache = WebinarFactsCache()
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="action-db")
         self._inflight: dict[str, asyncio.Future[dict[str, str]]] = {}
         self._keep: set[str] = set()
         self._writes: set[asyncio.Task[None]] = set()
-        # Reads that never take SQLite's write lock (PostgreSQL: the same engine).
-        self.read_engine = (
-            make_engine(engine.url.render_as_string(hide_password=False), pool_size=4, read_only=True)
-            if engine.dialect.name == "sqlite"
-            else engine
-        )
         self._insert: Any = dialect_insert(self.engine, ActionExecution.__table__)  # type: ignore[attr-defined]
 
     # --- the request path -----------------------------------------------------------------------
@@ -384,13 +373,6 @@ class ActionService:
                 "error_code": output.get("error_code"),
             },
         )
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        if self.read_engine is not self.engine:
-            self.read_engine.dispose()
-        if self._owns_engine:
-            self.engine.dispose()
 
     async def _db(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Own threads: the shared default pool is busy with worker and dispatcher rounds, and a

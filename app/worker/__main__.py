@@ -16,6 +16,7 @@ import time
 
 from sqlalchemy.engine import Engine
 
+from app.actions.resources import build_action_resources
 from app.actions.service import ActionService
 from app.config import Settings
 from app.db import make_engine
@@ -65,8 +66,9 @@ async def _serve(engine: Engine, settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     hubspot = HubSpotGateway(settings, engine)
     zoom = ZoomGateway(settings, engine=engine)
+    action_resources = build_action_resources(engine)
     actions = ActionService(
-        engine,
+        action_resources,
         zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
         hubspot_for=hubspot.client_for,
     )
@@ -81,7 +83,7 @@ async def _serve(engine: Engine, settings: Settings) -> None:
     await background.wait()
     await hubspot.aclose()
     await zoom.aclose()
-    actions.close()
+    action_resources.close()
     log.info("worker stopped", extra={"stop_s": round(time.monotonic() - stopping, 2)})
 
 
