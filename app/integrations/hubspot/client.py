@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from app.integrations.calls import CallRunner
 from app.integrations.hubspot.errors import (
     HubSpotError,
     HubSpotNotFound,
@@ -191,9 +191,6 @@ class HubSpotClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: CallObserver | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        self._observer = observer
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._headers = {
@@ -209,10 +206,19 @@ class HubSpotClient:
         # A 429 asking for a longer wait (e.g. the DAILY policy) is not waited out in-process:
         # the error goes back to the caller, whose work queue retries later.
         self._max_retry_after_s = max_retry_after_s
-        self._sleep = sleep
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         self.stats = HubSpotClientStats()
+        self._calls = CallRunner(
+            error_type=HubSpotError,
+            max_attempts=max_attempts,
+            should_retry=self._should_retry,
+            wait_s=self._wait_s,
+            on_retry=self._on_retry,
+            sleep=sleep,
+            now=lambda: datetime.now(UTC),
+            observer=observer,
+        )
 
     def __repr__(self) -> str:
         return f"HubSpotClient(base_url={self._base_url!r}, portal_id={self.portal_id!r})"
@@ -225,32 +231,25 @@ class HubSpotClient:
     def _scrub_bytes(self, body: bytes) -> bytes:
         return body.replace(self._token.encode(), b"[redacted]") if self._token else body
 
-    def _should_retry(self, exc: BaseException) -> bool:
+    def _should_retry(self, exc: HubSpotError) -> bool:
         if isinstance(exc, HubSpotRateLimited):
             return exc.retry_after_s <= self._max_retry_after_s
-        return isinstance(exc, HubSpotError) and exc.retryable
+        return exc.retryable
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
+    def _wait_s(self, exc: HubSpotError, attempt: int) -> float:
         if isinstance(exc, HubSpotRateLimited):
             return exc.retry_after_s
-        return backoff_s(state.attempt_number, base_s=self._backoff_base_s, max_s=self._backoff_max_s)
+        return backoff_s(attempt, base_s=self._backoff_base_s, max_s=self._backoff_max_s)
 
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _on_retry(self, exc: HubSpotError, attempt: int, wait: float) -> None:
         self.stats.retries += 1
-        exc = state.outcome.exception() if state.outcome is not None else None
-        status = exc.status if isinstance(exc, HubSpotError) else None
-        category = exc.category if isinstance(exc, HubSpotError) else None
-        method = exc.method if isinstance(exc, HubSpotError) else None
-        path = exc.path if isinstance(exc, HubSpotError) else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
         logger.warning(
             "HubSpot %s %s failed (status %s, %s); retry %d/%d in %.2fs",
-            method,
-            path,
-            status,
-            category,
-            state.attempt_number,
+            exc.method,
+            exc.path,
+            exc.status,
+            exc.category,
+            attempt,
             self._max_attempts - 1,
             wait,
             extra={"portal_id": self.portal_id},
@@ -296,9 +295,8 @@ class HubSpotClient:
             method=method,
             path=path,
         )
-        if isinstance(error, HubSpotRateLimited) and self._observer is not None:
-            # Reported now: the retries may wait it out, and the wait is what status should show.
-            await self._observer.observe(error, datetime.now(UTC))
+        if isinstance(error, HubSpotRateLimited):
+            await self._calls.rate_limited(error)
         raise error
 
     async def _request(
@@ -312,28 +310,13 @@ class HubSpotClient:
     ) -> httpx.Response:
         # A create that is not idempotent is sent again only when HubSpot surely did not apply it;
         # otherwise the caller decides (it can look the record up first).
-        def should_retry(exc: BaseException) -> bool:
-            if not self._should_retry(exc):
-                return False
-            return not (at_most_once and isinstance(exc, HubSpotError) and may_have_reached_hubspot(exc))
+        def surely_not_applied(exc: HubSpotError) -> bool:
+            return not may_have_reached_hubspot(exc)
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(should_retry),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
+        response: httpx.Response = await self._calls.call(
+            lambda: self._attempt(method, path, params, body),
+            retry_if=surely_not_applied if at_most_once else None,
         )
-        began_at = datetime.now(UTC)
-        try:
-            response: httpx.Response = await retrying(self._attempt, method, path, params, body)
-        except HubSpotError as exc:
-            if self._observer is not None:
-                await self._observer.observe(exc, began_at)
-            raise
-        if self._observer is not None:
-            await self._observer.observe(None, began_at)
         return response
 
     async def _request_json(

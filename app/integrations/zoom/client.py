@@ -21,8 +21,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from app.integrations.calls import CallRunner
 from app.integrations.retry import backoff_s
 from app.integrations.zoom.errors import (
     CODE_ACCESS_TOKEN_INVALID,
@@ -138,9 +138,6 @@ class ZoomClient:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: CallObserver | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        self._observer = observer
         self._http = http
         self._base_url = api_base_url.rstrip("/")
         self._tokens = tokens
@@ -148,42 +145,47 @@ class ZoomClient:
         self._retry_base_s = retry_base_s
         self._retry_max_s = max(retry_max_s, retry_base_s)
         self._max_retry_after_s = max_retry_after_s
-        self._sleep = sleep
         self._now = now
         self.stats = ZoomClientStats()
+        self._calls = CallRunner(
+            error_type=ZoomError,
+            max_attempts=max_attempts,
+            should_retry=self._should_retry,
+            wait_s=self._wait_s,
+            on_retry=self._on_retry,
+            sleep=sleep,
+            now=now,
+            observer=observer,
+        )
 
     def __repr__(self) -> str:
         return f"ZoomClient(api_base_url={self._base_url!r})"
 
     # --- retry policy ---------------------------------------------------------------------------
 
-    def _should_retry(self, exc: BaseException) -> bool:
+    def _should_retry(self, exc: ZoomError) -> bool:
         if isinstance(exc, ZoomRateLimited):
             return exc.retry_after_s is None or exc.retry_after_s <= self._max_retry_after_s
-        return isinstance(exc, ZoomError) and exc.retryable
+        return exc.retryable
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
+    def _wait_s(self, exc: ZoomError, attempt: int) -> float:
         if isinstance(exc, ZoomRateLimited) and exc.retry_after_s is not None:
             return exc.retry_after_s
-        return backoff_s(state.attempt_number, base_s=self._retry_base_s, max_s=self._retry_max_s)
+        return backoff_s(attempt, base_s=self._retry_base_s, max_s=self._retry_max_s)
 
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _on_retry(self, exc: ZoomError, attempt: int, wait: float) -> None:
         self.stats.retries += 1
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        if isinstance(exc, ZoomError):
-            logger.warning(
-                "Zoom %s %s failed (status %s, code %s, %s); retry %d/%d in %.2fs",
-                exc.method,
-                exc.path,
-                exc.status,
-                exc.code,
-                type(exc).__name__,
-                state.attempt_number,
-                self._max_attempts - 1,
-                wait,
-            )
+        logger.warning(
+            "Zoom %s %s failed (status %s, code %s, %s); retry %d/%d in %.2fs",
+            exc.method,
+            exc.path,
+            exc.status,
+            exc.code,
+            type(exc).__name__,
+            attempt,
+            self._max_attempts - 1,
+            wait,
+        )
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -272,9 +274,8 @@ class ZoomClient:
         elif response.status_code >= 500:
             self.stats.server_errors += 1
         error = error_from_response(response, method, path, now=self._now(), redact=(token,))
-        if isinstance(error, ZoomRateLimited) and self._observer is not None:
-            # Reported now: the retries may wait it out, and the wait is what status should show.
-            await self._observer.observe(error, self._now())
+        if isinstance(error, ZoomRateLimited):
+            await self._calls.rate_limited(error)
         if max_bytes is not None and response.status_code == 404 and not isinstance(error, ZoomAuthError):
             raise ZoomRecordingNotFound(
                 error.status, error.code, error.message, method=error.method, path=error.path
@@ -292,25 +293,9 @@ class ZoomClient:
         explicit_token: str | None = None,
         max_bytes: int | None = None,
     ) -> httpx.Response:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(self._should_retry),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
+        response: httpx.Response = await self._calls.call(
+            lambda: self._attempt(method, url, path, params, body, explicit_token, max_bytes)
         )
-        began_at = self._now()
-        try:
-            response: httpx.Response = await retrying(
-                self._attempt, method, url, path, params, body, explicit_token, max_bytes
-            )
-        except ZoomError as exc:
-            if self._observer is not None:
-                await self._observer.observe(exc, began_at)
-            raise
-        if self._observer is not None:
-            await self._observer.observe(None, began_at)
         return response
 
     async def _request_json(
