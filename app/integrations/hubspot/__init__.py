@@ -1,12 +1,6 @@
 """HubSpot integration: typed client, errors, models and the per-portal rate limiter."""
 
-from app.integrations.hubspot.client import (
-    BATCH_LIMIT,
-    CallObserver,
-    HubSpotClient,
-    HubSpotClientStats,
-    attendance_time_value,
-)
+from app.integrations.hubspot.client import HubSpotClient
 from app.integrations.hubspot.errors import (
     HubSpotAuthError,
     HubSpotError,
@@ -42,6 +36,8 @@ from app.integrations.hubspot.models import (
     TimelineEventResult,
 )
 from app.integrations.hubspot.rate_limit import InProcessRateLimiter, RateLimiter
+from app.integrations.hubspot.transport import CallObserver, HubSpotClientStats
+from app.integrations.hubspot.wire import BATCH_LIMIT, attendance_time_value
 
 __all__ = [
     "BATCH_LIMIT",
