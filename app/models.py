@@ -1,5 +1,10 @@
 """Database tables. Keyed by HubSpot portal and Zoom account from the start, so several
-connections can share one database."""
+connections can share one database.
+
+State and status columns hold their StrEnum (`StrEnumString`: the value in a VARCHAR). Rows read
+from the database carry members; the fields are typed `Enum | str` because writers may still
+assign the value string (the same thing for a StrEnum, and checked when bound), and a value this
+version does not know reads back as `app.db.UnknownEnumValue`, a `str`."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, Tex
 from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime, utcnow
+from app.db import StrEnumString, UTCDateTime, utcnow
 
 
 class Connection(SQLModel, table=True):
@@ -42,7 +47,9 @@ class PortalSettings(SQLModel, table=True):
     portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
     global_sync_enabled: bool = True
     webinar_sync_enabled: bool = False
-    recording_sync: str = Field(default=RecordingSync.NONE.value, max_length=16)
+    recording_sync: RecordingSync | str = Field(
+        default=RecordingSync.NONE, sa_type=StrEnumString(RecordingSync, 16)
+    )
     recording_sync_users: list[str] = Field(default_factory=list, sa_type=JSON())
     exclusion_domains: list[str] = Field(default_factory=list, sa_type=JSON())
     recording_exclusion_domains: list[str] = Field(default_factory=list, sa_type=JSON())
@@ -121,7 +128,7 @@ class InboxEvent(SQLModel, table=True):
     webinar_id: str | None = Field(default=None, max_length=32, index=True)
     raw_body: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
-    state: str = Field(default=InboxState.PENDING.value, max_length=16)
+    state: InboxState | str = Field(default=InboxState.PENDING, sa_type=StrEnumString(InboxState, 16))
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
@@ -149,7 +156,7 @@ class AuditEntry(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64)
     webinar_id: str | None = Field(default=None, max_length=32)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
-    status: str = Field(max_length=16)
+    status: AuditStatus | str = Field(sa_type=StrEnumString(AuditStatus, 16))
     code: str = Field(max_length=64)
     message: str = Field(sa_type=Text())
     details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
@@ -177,7 +184,9 @@ class Registration(SQLModel, table=True):
     raw_email: str | None = Field(default=None, max_length=320)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
-    status: str = Field(default=RegistrationStatus.APPROVED.value, max_length=16)
+    status: RegistrationStatus | str = Field(
+        default=RegistrationStatus.APPROVED, sa_type=StrEnumString(RegistrationStatus, 16)
+    )
     status_event_ts: int = Field(default=0, sa_type=BigInteger())
     join_url: str | None = Field(default=None, sa_type=Text())
     source: str = Field(default="webhook", max_length=16)  # webhook | action | sync_now
@@ -218,6 +227,12 @@ class AttendanceMark(SQLModel, table=True):
     received_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
+class TranscriptState(StrEnum):
+    NONE = "none"  # no transcript file
+    FETCHED = "fetched"
+    NOT_FOUND = "not_found"  # Zoom answered 404; retried on Sync now
+
+
 class Recording(SQLModel, table=True):
     """A webinar recording as Zoom announced it (synced by the recordings feature)."""
 
@@ -238,8 +253,11 @@ class Recording(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     # The transcript as readable text, fetched once (Zoom data, shared by every portal).
     transcript_text: str | None = Field(default=None, sa_type=Text())
-    # none (no transcript file) | fetched | not_found (Zoom answered 404; retried on Sync now)
-    transcript_state: str = Field(default="none", max_length=16, sa_column_kwargs={"server_default": "none"})
+    transcript_state: TranscriptState | str = Field(
+        default=TranscriptState.NONE,
+        sa_type=StrEnumString(TranscriptState, 16),
+        sa_column_kwargs={"server_default": TranscriptState.NONE.value},
+    )
     transcript_file_id: str | None = Field(default=None, max_length=200)
 
 
@@ -303,7 +321,7 @@ class OutboxOp(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64)
     webinar_id: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=320)
-    state: str = Field(default=OutboxState.PENDING.value, max_length=16)
+    state: OutboxState | str = Field(default=OutboxState.PENDING, sa_type=StrEnumString(OutboxState, 16))
     planned_version: int = 1
     done_version: int = 0
     attempts: int = 0
@@ -431,9 +449,11 @@ class ActionExecution(SQLModel, table=True):
     webinar_id: str | None = Field(default=None, max_length=32)
     # The request as HubSpot sent it (contact properties and input fields): replayed on retry.
     request: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
-    state: str = Field(default=ActionState.RUNNING.value, max_length=16)
+    state: ActionState | str = Field(default=ActionState.RUNNING, sa_type=StrEnumString(ActionState, 16))
     output_fields: dict[str, str] | None = Field(default=None, sa_type=JSON())
-    callback_state: str = Field(default=CallbackState.NONE.value, max_length=16)
+    callback_state: CallbackState | str = Field(
+        default=CallbackState.NONE, sa_type=StrEnumString(CallbackState, 16)
+    )
     attempts: int = 0
     callback_attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
@@ -467,7 +487,7 @@ class SyncJob(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64)
     webinar_id: str | None = Field(default=None, max_length=32, index=True)
     parent_id: str | None = Field(default=None, max_length=32, index=True)
-    state: str = Field(default=JobState.QUEUED.value, max_length=16)
+    state: JobState | str = Field(default=JobState.QUEUED, sa_type=StrEnumString(JobState, 16))
     active_key: str | None = Field(default=None, sa_column=Column(String(120), unique=True, nullable=True))
     dedupe_key: str | None = Field(default=None, sa_column=Column(String(200), unique=True, nullable=True))
     params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
