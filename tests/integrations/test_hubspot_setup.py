@@ -28,21 +28,17 @@ from app.integrations.hubspot import (
     PropertyDefinition,
     PropertyGroup,
 )
-from app.integrations.hubspot.setup import (
-    CONTACT_PROPERTIES,
+from app.integrations.hubspot.setup import ensure_hubspot_setup
+from app.integrations.hubspot.setup_properties import CONTACT_PROPERTIES, PROPERTY_GROUP
+from app.integrations.hubspot.setup_report import ItemKind, ItemStatus, SetupReport
+from app.integrations.hubspot.setup_store import store_created, stored_template_ids
+from app.integrations.hubspot.setup_templates import (
     EVENT_TEMPLATES,
-    PROPERTY_GROUP,
     TEMPLATE_ATTENDANCE,
     TEMPLATE_RECORDABLE_EVENT,
     TEMPLATE_REGISTRATION,
     TEMPLATE_TOKENS,
-    ItemKind,
-    ItemStatus,
-    SetupReport,
-    _store_created,
     encode_tokens,
-    ensure_hubspot_setup,
-    stored_template_ids,
 )
 from app.migrations import upgrade_to_head
 from app.models import HubSpotSetupItem
@@ -412,7 +408,7 @@ async def test_concurrent_runs_leave_one_of_each(
 
 
 async def test_stale_stored_template_id_is_replaced(database: Database, hubspot: HubSpotClient) -> None:
-    _store_created(database.engine, f"app:{APP_ID}", "Zoom webinar registration", "999", None)
+    store_created(database.engine, f"app:{APP_ID}", "Zoom webinar registration", "999", None)
 
     report = await run(hubspot, database)
 
@@ -423,12 +419,12 @@ async def test_stale_stored_template_id_is_replaced(database: Database, hubspot:
 
 def test_store_created_keeps_the_first_writer(database: Database) -> None:
     scope, name = "app:42", "Zoom webinar attendance"
-    assert _store_created(database.engine, scope, name, "100", None) == "100"
+    assert store_created(database.engine, scope, name, "100", None) == "100"
     # A concurrent run that created its own template loses: everyone uses the first id.
-    assert _store_created(database.engine, scope, name, "200", None) == "100"
+    assert store_created(database.engine, scope, name, "200", None) == "100"
     # Only the stale id seen before creating is replaced.
-    assert _store_created(database.engine, scope, name, "300", "555") == "100"
-    assert _store_created(database.engine, scope, name, "300", "100") == "300"
+    assert store_created(database.engine, scope, name, "300", "555") == "100"
+    assert store_created(database.engine, scope, name, "300", "100") == "300"
     assert stored_template_ids(database.engine, "42") == {name: "300"}
 
 
