@@ -1,6 +1,5 @@
 """Zoom integration: typed REST client, Server-to-Server OAuth tokens, errors and models."""
 
-from app.integrations.retry import parse_retry_after
 from app.integrations.zoom.client import (
     DEFAULT_PAGE_SIZE,
     ParticipantSource,
@@ -68,6 +67,5 @@ __all__ = [
     "ZoomWebinarNotFound",
     "ZoomWebinarOver",
     "error_from_response",
-    "parse_retry_after",
     "webinar_path_id",
 ]
