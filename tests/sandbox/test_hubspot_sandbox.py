@@ -848,7 +848,11 @@ class TestUsersAndCallbacks:
 
 class TestRateLimit:
     async def test_429_after_budget_then_recovery(self) -> None:
+        # The sandbox's clock, not the wall clock: on a loaded machine the 0.5 s window could roll
+        # over between the first three requests.
+        now = [1000.0]
         async with sandbox_client(rate_limit=3, window_s=0.5) as (client, sandbox):
+            sandbox.clock = lambda: now[0]
             remaining = []
             for _ in range(3):
                 r = await client.get("/settings/v3/users/", headers=AUTH)
@@ -872,7 +876,7 @@ class TestRateLimit:
             assert r.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "500"
             assert sandbox.stats.throttled == 1
 
-            await asyncio.sleep(0.55)
+            now[0] += 0.55
             r = await client.get("/settings/v3/users/", headers=AUTH)
             assert r.status_code == 200
             assert r.headers["X-HubSpot-RateLimit-Remaining"] == "2"
