@@ -67,7 +67,8 @@ from app.sandbox.zoom_records import (
     WebhookTarget,
     Webinar,
 )
-from app.sandbox.zoom_webhooks import Envelope, WebinarScenario
+from app.sandbox.zoom_webhook_scenario import WebinarScenario
+from app.sandbox.zoom_webhook_signing import Envelope
 
 
 class ZoomCore(WebhookDeliveryMixin):

@@ -21,7 +21,7 @@ from app.sandbox.zoom_records import (
     DeliveryRecord,
     WebhookTarget,
 )
-from app.sandbox.zoom_webhooks import Envelope, make_delivery
+from app.sandbox.zoom_webhook_signing import Envelope, make_delivery
 
 
 class WebhookDeliveryMixin:

@@ -33,7 +33,7 @@ from app.sandbox.zoom_records import (
     RecordingFile,
     Webinar,
 )
-from app.sandbox.zoom_webhooks import Envelope
+from app.sandbox.zoom_webhook_signing import Envelope
 
 
 class RecordingsMixin(ZoomCore):

@@ -22,7 +22,8 @@ from app.sandbox.zoom_common import (
     invalid_token,
     iso,
 )
-from app.sandbox.zoom_webhooks import Envelope, Participant, WebinarScenario
+from app.sandbox.zoom_webhook_scenario import Participant, WebinarScenario
+from app.sandbox.zoom_webhook_signing import Envelope
 
 # --------------------------------------------------------------------------------------------------
 # Records

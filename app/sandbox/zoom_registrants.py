@@ -31,7 +31,7 @@ from app.sandbox.zoom_records import (
     Registrant,
     Webinar,
 )
-from app.sandbox.zoom_webhooks import Envelope
+from app.sandbox.zoom_webhook_signing import Envelope
 
 
 class RegistrantsMixin(ZoomCore):

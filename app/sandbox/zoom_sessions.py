@@ -20,7 +20,7 @@ from app.sandbox.zoom_records import (
     Webinar,
 )
 from app.sandbox.zoom_registrants import RegistrantsMixin
-from app.sandbox.zoom_webhooks import Envelope
+from app.sandbox.zoom_webhook_signing import Envelope
 
 
 class SessionsMixin(RegistrantsMixin):

@@ -12,9 +12,10 @@ lookup, on top of ``zoom_delivery``'s webhook sending) plus one mixin per resour
 ``zoom_records``, the request bodies in ``zoom_bodies``, constants, helpers and errors in
 ``zoom_common``.
 
-Webhook envelopes are built by one :class:`~app.sandbox.zoom_webhooks.WebinarScenario` per webinar (it
-also makes the webinar/instance uuids, registrant ids and join URLs, participant ids and download
-tokens), then signed with :func:`~app.sandbox.zoom_webhooks.make_delivery` and POSTed to the target.
+Webhook envelopes are built by one :class:`~app.sandbox.zoom_webhook_scenario.WebinarScenario` per
+webinar (it also makes the webinar/instance uuids, registrant ids and join URLs, participant ids and
+download tokens), then signed with :func:`~app.sandbox.zoom_webhook_signing.make_delivery` and POSTed
+to the target.
 State changes are synchronous (atomic within the event loop, done under :attr:`ZoomSandbox.lock`);
 webhooks are sent afterwards, outside the lock, so the receiving service may call the sandbox's REST
 API while it handles the webhook. Deliveries go out one at a time, in the order the events happened.
