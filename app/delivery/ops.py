@@ -1,4 +1,4 @@
-"""What the dispatcher and its per-kind handlers share: claimed operations, results, lookups."""
+"""What the dispatcher and its per-kind handlers share: the config, claimed operations, results, lookups."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlmodel import Session, col
 
 from app.integrations.hubspot import HubSpotError
@@ -16,6 +16,27 @@ from app.models import HubSpotContact, OutboxOp, OutboxState
 from app.sync.local_model import WebinarKey
 from app.sync.op_kind import OpKind
 from app.util import chunks
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    batch_size: int = 100  # HubSpot's batch limit
+    claim_limit: int = 2000
+    # Claimed operations are leased; a heartbeat renews the lease every third of it while the round
+    # runs, so a long round keeps them and a killed worker's operations are free again within this.
+    lease_s: float = 15.0
+    max_attempts: int = 5  # for errors HubSpot will answer the same way again (4xx)
+    give_up_after_s: float = 24 * 3600.0  # for outages (429, 5xx, transport): keep trying this long
+    retry_base_s: float = 2.0
+    retry_max_s: float = 60.0  # after an outage, everything is sent again within a minute
+    wait_s: float = 1.0
+    setup_wait_s: float = 5.0
+    # Quiet period before attendance (and a registration time Zoom did not state) counts as final;
+    # `build_dispatcher` sets it from ATTENDANCE_SETTLE_S. See app.sync.finality.
+    settle_s: float = 0.0
+    # A person's operations (claim.HELD_KINDS) are held back while Zoom's events still wait in the
+    # inbox (a burst: each would be sent again after every change), but never longer than this.
+    hold_max_s: float = 30.0
 
 
 class Verdict(StrEnum):
@@ -83,14 +104,37 @@ def excluded_emails(session: Session, portal_id: int, emails: Sequence[str]) -> 
 
 
 def contacts_pending(session: Session, portal_id: int, emails: Sequence[str]) -> set[str]:
+    """The emails whose contact refresh is still pending (their contact is written in a coming round)."""
+    return _targets(
+        session, portal_id, OpKind.CONTACT_REFRESH, emails, col(OutboxOp.state) == OutboxState.PENDING.value
+    )
+
+
+def marketing_events_done(session: Session, portal_id: int, keys: set[WebinarKey]) -> set[WebinarKey]:
+    """The webinars whose marketing event HubSpot has (sent once at least): states can go on it."""
+    targets = {f"{a}:{w}": (a, w) for a, w in keys}
+    done = _targets(
+        session, portal_id, OpKind.MARKETING_EVENT, sorted(targets), col(OutboxOp.done_version) > 0
+    )
+    return {targets[t] for t in done}
+
+
+def _targets(
+    session: Session,
+    portal_id: int,
+    kind: OpKind,
+    targets: Sequence[str],
+    condition: ColumnElement[bool],
+) -> set[str]:
+    """Which of `targets` have an operation of `kind` on the portal that meets `condition`."""
     out: set[str] = set()
-    for part in chunks(list(emails), 400):
+    for part in chunks(list(targets), 400):
         rows = session.execute(
             select(col(OutboxOp.target_key)).where(
                 col(OutboxOp.portal_id) == portal_id,
-                col(OutboxOp.kind) == OpKind.CONTACT_REFRESH.value,
+                col(OutboxOp.kind) == kind.value,
                 col(OutboxOp.target_key).in_(part),
-                col(OutboxOp.state) == OutboxState.PENDING.value,
+                condition,
             )
         ).scalars()
         out |= set(rows)

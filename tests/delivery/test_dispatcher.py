@@ -25,8 +25,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.db import unit_of_work, utcnow
-from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome, event_id
+from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome
 from app.delivery.facts import FactsResolver, db_hubspot_facts
+from app.delivery.ops import event_id
 from app.ingest.replan import enqueue_replan
 from app.ingest.zoom_events import delivery_key, parse_envelope
 from app.integrations.hubspot import HubSpotClient
@@ -1123,7 +1124,7 @@ async def test_a_long_round_renews_its_lease_and_stops_renewing_when_done(
     worker = Harness(database, http, lease_s=0.3)
     ops = await asyncio.to_thread(worker.dispatcher._claim)
     done = asyncio.Event()
-    heartbeat = asyncio.create_task(worker.dispatcher._keep_leases(ops, done))
+    heartbeat = asyncio.create_task(worker.dispatcher.leases.keep(ops, done))
     await asyncio.sleep(1.0)  # more than three leases: only renewals keep the operations
     other = Harness(database, http, lease_s=0.3)
     assert await asyncio.to_thread(other.dispatcher._claim) == []
