@@ -56,6 +56,10 @@ class ZoomActionApi(Protocol):
     ) -> RegistrantCreated: ...
 
 
+# The Zoom client of an account (True: interactive, for the request path); None without credentials.
+ZoomFor = Callable[[str, bool], ZoomActionApi | None]
+
+
 class RetryLater(Exception):
     """Zoom could not answer now; try again after `retry_after_s` (None: the caller's backoff)."""
 
