@@ -139,16 +139,18 @@ def run_register_action_command(
     settings: Settings, *, published: bool = True, transport: httpx.AsyncBaseTransport | None = None
 ) -> int:
     """`zoom-hubspot register-action`: 0 registered, 1 HubSpot refused, 2 configuration missing."""
+    app_id, access_token = settings.hubspot_app_id, settings.hubspot_access_token
     missing = [
         name
         for name, value in (
-            ("HUBSPOT_APP_ID", settings.hubspot_app_id),
-            ("HUBSPOT_ACCESS_TOKEN", settings.hubspot_access_token),
+            ("HUBSPOT_APP_ID", app_id),
+            ("HUBSPOT_ACCESS_TOKEN", access_token),
             ("HUBSPOT_PORTAL_ID", settings.hubspot_portal_id),
         )
         if not value
     ]
-    if missing:
+    # A None is in `missing` already; the two checks tell the type checker what the list cannot.
+    if missing or app_id is None or access_token is None:
         print("error: set " + ", ".join(missing), file=sys.stderr)
         return 2
     if settings.public_base_url.startswith(("http://127.", "http://localhost")):
@@ -156,8 +158,7 @@ def run_register_action_command(
             f"warning: PUBLIC_BASE_URL is {settings.public_base_url}: HubSpot cannot reach that address",
             file=sys.stderr,
         )
-    assert settings.hubspot_access_token is not None and settings.hubspot_app_id is not None
-    token = settings.hubspot_access_token.get_secret_value()
+    token = access_token.get_secret_value()
     hapikey = (
         settings.hubspot_developer_api_key.get_secret_value() if settings.hubspot_developer_api_key else None
     )
@@ -173,7 +174,7 @@ def run_register_action_command(
             )
             return await register_action(
                 client,
-                str(settings.hubspot_app_id),
+                app_id,
                 settings.public_base_url,
                 hapikey=hapikey,
                 published=published,

@@ -200,10 +200,10 @@ class Contact:
 
 def check_contact(request: ActionRequest) -> Contact | ActionFailure:
     """W2: Zoom needs an email and a first name; the last name is optional at Zoom."""
-    missing = [
-        name for name, value in (("email", request.email), ("firstname", request.first_name)) if not value
-    ]
-    if missing:
+    first_name = request.first_name
+    missing = [name for name, value in (("email", request.email), ("firstname", first_name)) if not value]
+    # A missing first name is in `missing` already; the check tells the type checker.
+    if missing or first_name is None:
         return ActionFailure(
             ActionCode.MISSING_CONTACT_FIELDS,
             "The contact has no " + " and no ".join(missing) + "; Zoom needs both to register it",
@@ -211,8 +211,7 @@ def check_contact(request: ActionRequest) -> Contact | ActionFailure:
     email = normalize_email(request.email)
     if email is None or not is_valid_email(email):
         return ActionFailure(ActionCode.MISSING_CONTACT_FIELDS, "The contact's email is not a valid address")
-    assert request.first_name is not None  # checked above
-    return Contact(email=email, first_name=request.first_name[:64], last_name=(request.last_name or None))
+    return Contact(email=email, first_name=first_name[:64], last_name=(request.last_name or None))
 
 
 def extra_required_fields_failure(names: Iterable[str]) -> ActionFailure | None:
