@@ -1,7 +1,8 @@
 """The retry policy shared by the HubSpot and Zoom REST clients: how long to wait before retrying.
 
 Pure functions, no I/O. The clients decide *whether* to retry (429, 5xx, transport errors) and how
-long a server-requested wait they will sit out in-process; this module only says how long to wait.
+long a server-requested wait they will sit out in-process, and `app.integrations.calls.CallRunner`
+runs the attempts; this module only says how long to wait.
 """
 
 from __future__ import annotations
