@@ -56,15 +56,16 @@ class MarketingMixin(ContactsMixin):
 
     @staticmethod
     def _require_create_fields(body: MarketingEventBody) -> tuple[str, str]:
+        account_id, event_id = body.externalAccountId, body.externalEventId
         missing = [
             name
             for name in ("externalAccountId", "externalEventId", "eventName", "eventOrganizer")
             if not getattr(body, name)
         ]
-        if missing:
+        # The ids are in `missing` when empty; testing them again narrows their type for the return.
+        if missing or not account_id or not event_id:
             raise validation_error(f"Missing required fields: {', '.join(missing)}.", fields=missing)
-        assert body.externalAccountId is not None and body.externalEventId is not None
-        return body.externalAccountId, body.externalEventId
+        return account_id, event_id
 
     def create_marketing_event(self, body: MarketingEventBody) -> JSON:
         account_id, event_id = self._require_create_fields(body)
@@ -120,8 +121,9 @@ class MarketingMixin(ContactsMixin):
                     )
                 )
                 continue
-            at_ms = epoch_ms(item.interactionDateTime, default=now_ms)
-            assert at_ms is not None
+            at_ms = epoch_ms(item.interactionDateTime)
+            if at_ms is None:  # absent or unreadable: HubSpot takes the time of the call
+                at_ms = now_ms
             record = event.attendance.get(contact.id)
             if record is None:
                 record = event.attendance[contact.id] = Attendance(contact.id, state, at_ms)

@@ -533,6 +533,26 @@ class TestMarketingEvents:
         got = (await hs.get(f"{ME}/events/555", headers=AUTH, params={"externalAccountId": ACCOUNT})).json()
         assert (got["registrants"], got["attendees"], got["cancellations"]) == (3, 2, 2)
 
+    async def test_create_names_the_missing_required_fields(self, hs: httpx.AsyncClient) -> None:
+        body = {k: v for k, v in WEBINAR_EVENT.items() if k != "eventOrganizer"}
+        r = await hs.post(f"{ME}/events", headers=AUTH, json={**body, "externalEventId": ""})
+        assert r.status_code == 400
+        assert_error_shape(r.json(), "VALIDATION_ERROR")
+        assert r.json()["context"]["fields"] == ["externalEventId", "eventOrganizer"]
+        assert (await state(hs))["marketing_events"] == []
+
+    async def test_attendance_without_a_readable_time_takes_the_time_of_the_call(
+        self, hs: httpx.AsyncClient
+    ) -> None:
+        await hs.put(f"{ME}/events/555", headers=AUTH, json=WEBINAR_EVENT)
+        a, b = await seed_contacts(hs, {"email": "a@example.com"}, {"email": "b@example.com"})
+        before = int(time.time() * 1000)
+        await attendance(hs, "register", {"vid": a}, {"vid": b, "interactionDateTime": "not a time"})
+        after = int(time.time() * 1000)
+        (event,) = (await state(hs))["marketing_events"]
+        for contact in (a, b):
+            assert before <= event["attendance"][contact]["interactionDateTime"] <= after
+
     async def test_attendance_errors(self, hs: httpx.AsyncClient) -> None:
         (a,) = await seed_contacts(hs, {"email": "a@example.com"})
         assert (await attendance(hs, "register", {"vid": a})).status_code == 404
