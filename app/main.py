@@ -29,7 +29,7 @@ from app.logging_setup import configure_logging
 from app.metrics import LatencyMiddleware
 from app.migrations import ensure_schema
 from app.state import AppState
-from app.worker.runner import Background
+from app.worker.runner import Background, threadsafe_wake
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def create_app(
                 action_resources,
                 zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
                 hubspot_for=hubspot.client_for if hubspot else None,
-                on_registered=wake_worker.set,
+                on_registered=threadsafe_wake(wake_worker),
             )
             state.action_service = actions
             background: Background | None = None
@@ -91,8 +91,8 @@ def create_app(
                     engine, cfg, hubspot, actions, zoom, in_process=True, wake_worker=wake_worker
                 )
                 background.start(stop)
-                state.wake_worker = background.wake_worker.set
-                state.wake_jobs = background.wake_jobs.set
+                state.wake_worker = threadsafe_wake(background.wake_worker)
+                state.wake_jobs = threadsafe_wake(background.wake_jobs)
             _tune_runtime()
             try:
                 log.info("service started", extra={"worker": cfg.run_worker, "sqlite": cfg.is_sqlite})

@@ -115,6 +115,31 @@ def build_dispatcher(
 Step = Callable[[], Awaitable[bool | None]]
 
 
+def threadsafe_wake(event: asyncio.Event) -> Callable[[], None]:
+    """`event.set` for callers in any thread, bound to the running loop.
+
+    `asyncio.Event` is not thread-safe: set from another thread, its waiter's wake-up is queued
+    without waking the loop's selector, so a loop idling in `wait_for(wake, idle)` sleeps on until
+    its timeout. The workflow action's database threads and the admin API's sync endpoints (run in
+    a thread pool) wake loops, so they go through the loop's thread-safe queue.
+    """
+    loop = asyncio.get_running_loop()
+
+    def wake() -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+            return
+        # A loop already closed (shutdown) has nothing left to wake.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(event.set)
+
+    return wake
+
+
 async def run_loop(
     name: str, step: Step, stop: asyncio.Event, wake: asyncio.Event, idle_wait_s: float, error_wait_s: float
 ) -> None:
