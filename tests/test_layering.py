@@ -18,8 +18,10 @@ count too, and nothing is imported.
 | pull         | app.pull                                      | the same and delivery               |
 | actions      | app.actions                                   | foundation, integrations, ingest,   |
 |              |                                               | sync                                |
+| admin        | app.admin (the admin API's services)          | foundation, ingest, sync, delivery, |
+|              |                                               | pull                                |
 | api          | app.api, state, queue_status                  | foundation, ingest, sync, delivery, |
-|              |                                               | pull, actions                       |
+|              |                                               | pull, actions, admin                |
 | worker       | app.worker                                    | foundation, integrations, ingest,   |
 |              |                                               | sync, delivery, pull, actions       |
 | entry        | main, cli                                     | everything                          |
@@ -56,6 +58,7 @@ LAYER_OF: dict[str, str] = {
     "app.delivery": "delivery",
     "app.pull": "pull",
     "app.actions": "actions",
+    "app.admin": "admin",
     "app.api": "api",
     "app.state": "api",
     "app.queue_status": "api",
@@ -76,7 +79,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "delivery": {"foundation", "integrations", "ingest", "sync"},
     "pull": {"foundation", "integrations", "ingest", "sync", "delivery"},
     "actions": {"foundation", "integrations", "ingest", "sync"},
-    "api": {"foundation", "ingest", "sync", "delivery", "pull", "actions"},
+    "admin": {"foundation", "ingest", "sync", "delivery", "pull"},
+    "api": {"foundation", "ingest", "sync", "delivery", "pull", "actions", "admin"},
     "worker": _DOMAIN,
     "entry": set(LAYER_OF.values()),
     "launchers": {"foundation", "sandbox", "entry"},

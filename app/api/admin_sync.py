@@ -17,8 +17,8 @@ from app.api.deps import (
     JobId,
     PortalId,
     ReadSessionDep,
-    SessionDep,
     StateDep,
+    UnitOfWorkDep,
     WebinarId,
 )
 from app.api.schemas import zoom_user_refs
@@ -54,7 +54,8 @@ class SyncStarted(SyncJobOut):
     responses={404: {"description": "unknown portal or webinar"}, 409: {"description": "no Zoom API access"}},
     summary="Sync now: pull the webinar from Zoom and fill in what is missing",
 )
-def sync_now(portal_id: PortalId, webinar_id: WebinarId, session: SessionDep, state: StateDep) -> Any:
+def sync_now(portal_id: PortalId, webinar_id: WebinarId, uow: UnitOfWorkDep, state: StateDep) -> Any:
+    session = uow.session
     webinar = find_webinar(session, portal_id, webinar_id)
     if not state.settings.has_zoom_api or state.settings.zoom_account_id != webinar.zoom_account_id:
         raise HTTPException(
@@ -64,10 +65,9 @@ def sync_now(portal_id: PortalId, webinar_id: WebinarId, session: SessionDep, st
             ),
         )
     job, created = request_sync_now(session, portal_id, webinar.zoom_account_id, webinar.webinar_id)
-    session.commit()
-    wake = state.wake_jobs
-    if wake is not None:
-        wake()
+    # Woken once the job is committed (AdminRoute commits before the answer is sent).
+    if state.wake_jobs is not None:
+        uow.after_commit(state.wake_jobs)
     return JSONResponse(
         status_code=202,
         content=SyncStarted(**sync_job_out(job), created=created).model_dump(mode="json"),
@@ -94,7 +94,8 @@ class BackfillIn(BaseModel):
     responses={404: {}, 409: {"description": "no Zoom API access"}, 422: {}},
     summary="Backfill: pull every webinar of the connected Zoom account in a date range",
 )
-def start_backfill(portal_id: PortalId, body: BackfillIn, session: SessionDep, state: StateDep) -> Any:
+def start_backfill(portal_id: PortalId, body: BackfillIn, uow: UnitOfWorkDep, state: StateDep) -> Any:
+    session = uow.session
     accounts = portal_account_ids(session, portal_id)
     account = state.settings.zoom_account_id
     if account is None or not state.settings.has_zoom_api or account not in accounts:
@@ -108,10 +109,9 @@ def start_backfill(portal_id: PortalId, body: BackfillIn, session: SessionDep, s
     job, resumed = open_backfill_in(
         session, portal_id, account, period, users=body.users or None, queued=True
     )
-    session.commit()
-    wake = state.wake_jobs
-    if wake is not None:
-        wake()
+    # Woken once the job is committed (AdminRoute commits before the answer is sent).
+    if state.wake_jobs is not None:
+        uow.after_commit(state.wake_jobs)
     return JSONResponse(
         status_code=202,
         content=SyncStarted(**sync_job_out(job), created=not resumed).model_dump(mode="json"),

@@ -7,9 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
+from app.admin.errors import AdminError
 from app.config import Settings
 from app.db import read_session, unit_of_work
 from app.security import admin_auth_failure
@@ -53,6 +56,53 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# The scope key under which a request's UnitOfWork waits for AdminRoute to commit it.
+_UNIT_OF_WORK = "app.unit_of_work"
+
+
+class UnitOfWork:
+    """A request that writes: one session, committed once by `AdminRoute` after the endpoint
+    returned and before the answer is sent, or rolled back (an error, a refusal).
+
+    Why the route commits and not the dependency: FastAPI runs a yield dependency's exit after the
+    response is sent (0.118 and later), so a commit there could fail after a 2xx went out, and a
+    wake-up fired there could not know whether the commit worked. `after_commit` callbacks run only
+    once the commit succeeded, on the event loop (a wake-up is an `asyncio.Event.set`, which must
+    not be called from the threadpool a sync endpoint runs in).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this request's writes are committed; never after a rollback."""
+        self._after_commit.append(callback)
+
+    def commit(self) -> list[Callable[[], None]]:
+        """Commit, then hand back the callbacks now due (the caller runs them)."""
+        self.session.commit()
+        due, self._after_commit = self._after_commit, []
+        return due
+
+
+def get_unit_of_work(request: Request, state: StateDep) -> Iterator[UnitOfWork]:
+    if _UNIT_OF_WORK not in request.scope:
+        # Only AdminRoute commits: anywhere else the writes would be dropped without a word.
+        raise RuntimeError("UnitOfWorkDep needs a route with route_class=AdminRoute, which commits it")
+    with Session(state.engine, expire_on_commit=False) as session:
+        uow = UnitOfWork(session)
+        request.scope[_UNIT_OF_WORK] = uow
+        try:
+            yield uow
+        finally:
+            # A no-op after AdminRoute's commit; otherwise (an error, a refusal) nothing is kept.
+            session.rollback()
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 
 
 def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -126,22 +176,38 @@ def _printable(value: Any) -> Any:
 
 
 class AdminRoute(APIRoute):
-    """Routes whose 422 can always be encoded.
+    """The admin routes: a service's refusal becomes its answer, a request's writes are committed
+    before the answer is sent, and a 422 can always be encoded.
 
-    A JSON body may carry a lone surrogate (`"\\ud800"`): Python's JSON parser accepts it, and the
-    validation error echoes it back (`input`, `loc`), which then fails to encode as UTF-8, a 500
-    with a traceback instead of the 422. Escaping the surrogates keeps the 422 and names the field.
+    - `AdminError` (app/admin/errors.py), raised by a dependency or the endpoint, answers
+      `{"detail": err.detail}` with its status code and headers: the one mapping of refusals.
+    - A `UnitOfWorkDep` of the request is committed once the endpoint returned, and its
+      `after_commit` callbacks run after that commit succeeded (see `UnitOfWork`).
+    - A JSON body may carry a lone surrogate (`"\\ud800"`): Python's JSON parser accepts it, and the
+      validation error echoes it back (`input`, `loc`), which then fails to encode as UTF-8, a 500
+      with a traceback instead of the 422. Escaping the surrogates keeps the 422 and names the field.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            request.scope[_UNIT_OF_WORK] = None  # this route commits (get_unit_of_work checks)
             try:
-                return await handler(request)
+                response = await handler(request)
             except RequestValidationError as exc:
                 raise RequestValidationError(
                     _printable(list(exc.errors())), body=None, endpoint_ctx=exc.endpoint_ctx
                 ) from None
+            except AdminError as err:
+                # Not committed: the unit of work's dependency rolls back when it closes.
+                return JSONResponse(
+                    status_code=err.status_code, content={"detail": err.detail}, headers=err.headers
+                )
+            uow = request.scope.get(_UNIT_OF_WORK)
+            if isinstance(uow, UnitOfWork):
+                for callback in await run_in_threadpool(uow.commit):
+                    callback()
+            return response
 
         return handle
