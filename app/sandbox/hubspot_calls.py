@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.integrations.hubspot.wire import iso_utc, property_value
 from app.sandbox.hubspot_bodies import (
     AssociationPair,
     CallAssociation,
@@ -26,12 +27,10 @@ from app.sandbox.hubspot_common import (
     BatchOutcome,
     SandboxError,
     check_batch_size,
-    iso,
     item_error,
     not_found,
     now_utc,
     order_key,
-    property_value,
     validation_error,
 )
 from app.sandbox.hubspot_contacts import ContactsMixin
@@ -104,8 +103,8 @@ class CallsMixin(ContactsMixin):
             {
                 "id": call.id,
                 "properties": {name: seen.get(name) for name in dict.fromkeys(wanted)},
-                "createdAt": iso(call.created_at),
-                "updatedAt": iso(call.updated_at),
+                "createdAt": iso_utc(call.created_at),
+                "updatedAt": iso_utc(call.updated_at),
                 "archived": False,
             }
             for call, seen in page

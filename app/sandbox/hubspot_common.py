@@ -1,4 +1,11 @@
-"""Constants, small helpers and HubSpot's error shapes shared by the fake HubSpot's modules."""
+"""Constants, small helpers and HubSpot's error shapes shared by the fake HubSpot's modules.
+
+What is one HubSpot format on both sides comes from the client's own modules: the vocabularies
+(`app.integrations.hubspot.models`), the date-time form and the string form of a property value
+(`app.integrations.hubspot.wire.iso_utc`, `property_value`). Limits the fake enforces (batch sizes,
+search limits) stay its own: a fake that read them from the client could not catch the client
+going over them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from typing import Annotated, Any, get_args
 from pydantic import BeforeValidator
 
 from app.integrations.hubspot.models import AttendanceState, PropertyFieldType, PropertyType, TokenType
+from app.integrations.hubspot.wire import iso_utc
 
 JSON = dict[str, Any]
 
@@ -50,11 +58,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(moment: datetime) -> str:
-    """HubSpot's timestamp style: ``2024-06-20T16:00:00.123Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def new_uuid() -> str:
     return str(uuid.uuid4())
 
@@ -75,15 +78,6 @@ def epoch_ms(value: Any, *, default: int | None = None) -> int | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
-
-
-def property_value(value: Any) -> str:
-    """HubSpot stores and returns every property value as a string; ``None`` clears it."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def valid_email(email: str) -> bool:
@@ -198,8 +192,8 @@ class BatchOutcome:
         body: JSON = {
             "status": "COMPLETE",
             "results": self.results,
-            "startedAt": iso(started_at),
-            "completedAt": iso(now_utc()),
+            "startedAt": iso_utc(started_at),
+            "completedAt": iso_utc(now_utc()),
         }
         if self.errors:
             body["numErrors"] = len(self.errors)

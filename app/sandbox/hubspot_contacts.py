@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+from app.integrations.hubspot.wire import iso_utc, property_value
 from app.sandbox.hubspot_bodies import (
     ContactBatchRead,
     ContactUpsertInput,
@@ -25,12 +26,10 @@ from app.sandbox.hubspot_common import (
     SandboxError,
     check_batch_size,
     is_number,
-    iso,
     item_error,
     not_found,
     now_utc,
     order_key,
-    property_value,
     valid_email,
     validation_error,
 )
@@ -93,8 +92,8 @@ class ContactsMixin:
         if changed:
             contact.updated_at = moment
         contact.properties["hs_object_id"] = contact.id
-        contact.properties["createdate"] = iso(contact.created_at)
-        contact.properties["lastmodifieddate"] = iso(contact.updated_at)
+        contact.properties["createdate"] = iso_utc(contact.created_at)
+        contact.properties["lastmodifieddate"] = iso_utc(contact.updated_at)
         self._index(contact, add=True)
 
     def _create_contact(self, values: Mapping[str, str], moment: datetime, contact_id: str | None) -> Contact:

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.integrations.hubspot.models import HubSpotUser
+from app.integrations.hubspot.wire import iso_utc
 from app.sandbox.hubspot_bodies import MarketingEventBody
 from app.sandbox.hubspot_common import (
     ALWAYS_READ,
     JSON,
-    iso,
     order_key,
     split_emails,
 )
@@ -50,12 +51,12 @@ class Contact:
         body: JSON = {
             "id": self.id,
             "properties": props,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
+            "createdAt": iso_utc(self.created_at),
+            "updatedAt": iso_utc(self.updated_at),
             "archived": self.archived,
         }
         if self.archived_at is not None:
-            body["archivedAt"] = iso(self.archived_at)
+            body["archivedAt"] = iso_utc(self.archived_at)
         if new is not None:
             body["new"] = new
         return body
@@ -91,8 +92,8 @@ class PropertyDefinition:
                 "externalOptions": False,
                 "archived": False,
                 "hubspotDefined": self.hubspot_defined,
-                "createdAt": iso(self.created_at),
-                "updatedAt": iso(self.created_at),
+                "createdAt": iso_utc(self.created_at),
+                "updatedAt": iso_utc(self.created_at),
             }
         )
         return body
@@ -120,8 +121,8 @@ class EventTemplate:
             "tokens": self.tokens,
             "headerTemplate": self.header_template,
             "detailTemplate": self.detail_template,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.created_at),
+            "createdAt": iso_utc(self.created_at),
+            "updatedAt": iso_utc(self.created_at),
         }
 
 
@@ -149,7 +150,7 @@ class TimelineEvent:
             "extraData": self.extra_data,
             "timelineIFrame": self.timeline_iframe,
             "domain": self.domain,
-            "createdAt": iso(self.created_at),
+            "createdAt": iso_utc(self.created_at),
         }
 
 
@@ -249,13 +250,13 @@ class MarketingEvent:
         }
         body.update(self.fields)
         body.update(self.counts())
-        body["createdAt"] = iso(self.created_at)
-        body["updatedAt"] = iso(self.updated_at)
+        body["createdAt"] = iso_utc(self.created_at)
+        body["updatedAt"] = iso_utc(self.updated_at)
         return body
 
     def snapshot(self) -> JSON:
         body = self.to_json()
-        body["completedAt"] = iso(self.completed_at) if self.completed_at else None
+        body["completedAt"] = iso_utc(self.completed_at) if self.completed_at else None
         body["attendance"] = {cid: a.to_json() for cid, a in self.attendance.items()}
         return body
 
@@ -286,8 +287,8 @@ class Call:
         body: JSON = {
             "id": self.id,
             "properties": dict(self.properties),
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
+            "createdAt": iso_utc(self.created_at),
+            "updatedAt": iso_utc(self.updated_at),
             "archived": False,
         }
         if with_associations:
@@ -297,15 +298,8 @@ class Call:
         return body
 
 
-@dataclass
-class User:
-    id: str
-    email: str
-    first_name: str | None = None
-    last_name: str | None = None
-    role_ids: list[str] = field(default_factory=list)
-    primary_team_id: str | None = None
-    super_admin: bool = False
+class User(HubSpotUser):
+    """A settings user: the client's own shape of it, plus the JSON the fake serves for it."""
 
     def to_json(self) -> JSON:
         body: JSON = {
@@ -338,7 +332,7 @@ class CallbackCompletion:
             "typedOutputs": self.typed_outputs,
             "failureReasonType": self.failure_reason_type,
             "requestContext": self.request_context,
-            "receivedAt": iso(self.received_at),
+            "receivedAt": iso_utc(self.received_at),
         }
 
 

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.integrations.hubspot.wire import iso_utc, property_value
 from app.sandbox import gate
 from app.sandbox.gate import GateOutcome, injected_fault
 from app.sandbox.hubspot_bodies import (
@@ -76,10 +77,8 @@ from app.sandbox.hubspot_common import (
     USERS_PAGE_LIMIT,
     SandboxError,
     check_batch_size,
-    iso,
     not_found,
     now_utc,
-    property_value,
     validation_error,
 )
 from app.sandbox.hubspot_marketing import MarketingMixin
@@ -518,5 +517,5 @@ def _template_token(token: TemplateToken, moment: datetime) -> JSON:
     if token.type == "enumeration" and not token.options:
         raise validation_error(f"Enumeration token {token.name!r} needs options.")
     body = token.model_dump(exclude_none=True)
-    body.update(createdAt=iso(moment), updatedAt=iso(moment))
+    body.update(createdAt=iso_utc(moment), updatedAt=iso_utc(moment))
     return body

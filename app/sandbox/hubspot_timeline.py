@@ -8,18 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from app.integrations.hubspot.wire import iso_utc, property_value
 from app.sandbox.hubspot_bodies import TimelineEventInput
 from app.sandbox.hubspot_common import (
     JSON,
     BatchOutcome,
     check_batch_size,
     is_number,
-    iso,
     item_error,
     new_uuid,
     not_found,
     now_utc,
-    property_value,
 )
 from app.sandbox.hubspot_contacts import ContactsMixin
 from app.sandbox.hubspot_records import (
@@ -78,7 +77,7 @@ class TimelineMixin(ContactsMixin):
         problem = _token_problem(template, tokens)
         if problem is not None:
             return item_error("VALIDATION_ERROR", problem, context=context, code="INVALID_TOKEN"), None
-        timestamp = item.timestamp if item.timestamp is not None else iso(moment)
+        timestamp = item.timestamp if item.timestamp is not None else iso_utc(moment)
         event = TimelineEvent(
             id=event_id,
             template_id=template.id,
