@@ -31,6 +31,10 @@ count too, and nothing is imported.
 So: only the worker itself and the entry points import `app.worker`; no domain package imports
 the API or an entry point; `app.integrations` knows nothing of the domain; only the demo
 launcher imports the sandbox.
+
+Beyond the layers: `app.admin` never imports FastAPI (its refusals are `AdminError`s, mapped once by
+`AdminRoute`), a router never imports another admin router (shared code lives in `app.admin`), and
+the admin routers run no queries of their own (`select(` lives in the services).
 """
 
 from __future__ import annotations
@@ -103,6 +107,11 @@ def module_name(path: Path) -> str:
 
 def imported(path: Path, module: str) -> set[str]:
     """Every app module a file imports (`from app import x` counts as app.x)."""
+    return {name for name in imported_names(path, module) if name == "app" or name.startswith("app.")}
+
+
+def imported_names(path: Path, module: str) -> set[str]:
+    """Every module a file imports, of any package (`from x import y` also counts as x.y)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -115,7 +124,7 @@ def imported(path: Path, module: str) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
-    return {name for name in found if name == "app" or name.startswith("app.")}
+    return found
 
 
 def violations() -> list[str]:
@@ -148,3 +157,58 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     assert found == {"app.worker.runner", "app.worker.runner.run_loop", "app", "app.api"}
     assert layer_of("app.worker.runner.run_loop") == "worker"
     assert layer_of("app.pull.schedule") == "pull"
+
+
+def test_the_admin_services_know_nothing_of_http() -> None:
+    """The services raise AdminError and return models; only app.api speaks FastAPI."""
+    problems = [
+        f"{module_name(path)} imports {name}"
+        for path in sorted((APP / "admin").rglob("*.py"))
+        for name in sorted(imported_names(path, module_name(path)))
+        if name.split(".")[0] in ("fastapi", "starlette") or name == "app.api" or name.startswith("app.api.")
+    ]
+    assert problems == []
+
+
+def test_no_router_imports_an_admin_router() -> None:
+    """Routers never import a sibling router: what two of them share belongs in app.admin."""
+    problems = [
+        f"{module_name(path)} imports {name}"
+        for path in sorted((APP / "api").rglob("*.py"))
+        for name in sorted(imported(path, module_name(path)))
+        if name.startswith("app.api.admin_")
+    ]
+    assert problems == []
+
+
+def queries_in(path: Path) -> list[str]:
+    """Calls of `select(...)` in a file (as a name or an attribute: `sqlmodel.select(...)`)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            if name == "select":
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_the_admin_routers_run_no_queries() -> None:
+    """Queries live in the services (app/admin); a router parses, calls a service, shapes the answer."""
+    routers = sorted((APP / "api").glob("admin_*.py"))
+    assert routers, "the admin routers moved: point this test at them"
+    assert [q for path in routers for q in queries_in(path)] == []
+
+
+def test_the_router_checks_see_a_sibling_import_and_a_query(tmp_path: Path) -> None:
+    source = tmp_path / "admin_x.py"
+    source.write_text(
+        "from app.api.admin_settings import portal_account_ids\n"
+        "from fastapi import APIRouter\n"
+        "import sqlmodel\n"
+        "def f(session):\n"
+        "    return session.exec(sqlmodel.select(1)), select(2)\n"
+    )
+    names = imported_names(source, "app.api.admin_x")
+    assert "app.api.admin_settings.portal_account_ids" in names and "fastapi" in names
+    assert "fastapi" not in imported(source, "app.api.admin_x")
+    assert queries_in(source) == ["admin_x.py:5", "admin_x.py:5"]

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.admin.errors import AdminError
 from app.config import Settings
-from app.db import read_session, unit_of_work
+from app.db import read_session
 from app.security import admin_auth_failure
 from app.state import AppState
 
@@ -46,16 +46,6 @@ def get_read_session(state: StateDep) -> Iterator[Session]:
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
-
-
-def get_session(state: StateDep) -> Iterator[Session]:
-    # The request is the unit of work: commit once at the end, roll back on any error. Handlers
-    # that only read take ReadSessionDep instead.
-    with unit_of_work(state.engine) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 # The scope key under which a request's UnitOfWork waits for AdminRoute to commit it.

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.admin.storable import check_storable
+from app.admin.webinar_summary import SyncState
 from app.sync.rules import normalize_domain, normalize_email
 
 RecordingSyncMode = Literal["none", "all", "selected"]
-
-
-def check_storable(raw: str) -> None:
-    """Refuse text no column should hold: control characters (NUL above all: PostgreSQL refuses it
-    in text) and lone surrogates (not encodable as UTF-8). ValueError names the value and character;
-    pydantic adds the field, so the answer is a 422 naming it."""
-    for char in raw:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValueError(f"{raw!r} contains the control character U+{ord(char):04X}")
 
 
 def _domains(values: list[str]) -> list[str]:
@@ -131,3 +123,105 @@ class StatusOut(BaseModel):
     details: dict[str, Any] = {}
     # Per configured portal (env connection and stored connections), keyed by portal id.
     portals: dict[str, PortalStatusOut] = {}
+
+
+# --- Webinars (S5, A1, A3) ----------------------------------------------------------------------
+
+
+class WebinarCounts(BaseModel):
+    registrants: int
+    approved: int
+    pending: int
+    cancelled: int
+    denied: int
+    attendees: int
+    synced: int
+    planned: int
+    excluded: int
+    participants_not_synced: int
+    excluded_by_reason: dict[str, int]
+
+
+class WebinarOut(BaseModel):
+    webinar_id: str
+    zoom_account_id: str
+    topic: str | None
+    host_id: str | None
+    webinar_type: int | None
+    scheduled_start_at: datetime | None
+    actual_start_at: datetime | None
+    actual_end_at: datetime | None
+    registration_url: str | None
+    join_url: str | None
+    deleted: bool
+    sync_enabled: bool | None
+    sync_state: SyncState
+    # `off`: why it does not sync (the skip reason); `error`: what failed (see SyncErrorReason).
+    sync_state_reason: str | None
+    skip_reason: str | None
+    unsupported_reason: str | None
+    counts: WebinarCounts
+    last_sync_at: datetime | None
+    # The latest pull from Zoom (Sync now, reconciliation, backfill): state and counts.
+    last_sync_job: dict[str, Any] | None = None
+
+
+class WebinarPage(BaseModel):
+    items: list[WebinarOut]
+    next_cursor: str | None
+
+
+class WebinarPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sync_enabled: bool | None
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    status: str
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ExcludedEmailOut(BaseModel):
+    email: str | None
+    reason: str
+    at: datetime
+    role: str
+
+
+# --- Pulls from Zoom (A2) -------------------------------------------------------------------------
+
+
+class SyncJobOut(BaseModel):
+    job_id: str
+    kind: str
+    state: str  # queued | running | done | failed
+    webinar_id: str | None
+    counts: dict[str, Any]
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_after: datetime
+
+
+class SyncStarted(SyncJobOut):
+    created: bool  # false: a Sync now of this webinar was already queued or running; this is it
+
+
+class BackfillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: date = Field(alias="from", description="first day (webinars starting that day or later)")
+    end: date = Field(alias="to", description="last day, inclusive")
+    users: list[str] = Field(default_factory=list, description="Zoom user ids or emails; empty: all users")
+
+    @field_validator("users")
+    @classmethod
+    def _check_users(cls, value: list[str]) -> list[str]:
+        return zoom_user_refs(value)
