@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # stored for this long. Registration events wait the same quiet period when Zoom's creation time
     # is not known yet (a status change arrived before registration_created).
     attendance_settle_s: float = Field(default=600.0, ge=0)
+    # The workflow action answers HubSpot within this long (HubSpot's target: p99 <= 1 s); past it the
+    # answer is BLOCK and the registration completes in the background, then by callback.
+    action_sync_budget_s: float = Field(default=0.6, gt=0)
     # HTTP server limits (app/server.py, used by `serve`). A client must have sent a request's headers
     # this long after connecting or after the previous response, else it is disconnected (slowloris).
     http_header_timeout_s: float = Field(default=10.0, gt=0)

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from app.actions.config import ActionConfig
 from app.actions.resources import build_action_resources
 from app.actions.service import ActionService
 from app.api import admin_settings, admin_sync, admin_webinars, health, hubspot_actions, zoom_webhooks
@@ -80,6 +81,7 @@ def create_app(
             action_resources = build_action_resources(engine)
             actions = ActionService(
                 action_resources,
+                config=ActionConfig(sync_budget_s=cfg.action_sync_budget_s),
                 zoom_for=lambda account, interactive: zoom.client_for(account, interactive=interactive),
                 hubspot_for=hubspot.client_for if hubspot else None,
                 on_registered=threadsafe_wake(wake_worker),

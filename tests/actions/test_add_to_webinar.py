@@ -26,6 +26,10 @@ from tests.e2e_harness import (
 pytestmark = pytest.mark.anyio
 
 
+# The tests of BLOCK answer within production's budget (the other tests have a generous one).
+PRODUCTION_BUDGET = {"action_sync_budget_s": 0.6}
+
+
 async def new_webinar(h: Harness, **fields: Any) -> str:
     created = await h.zoom.create_webinar(topic=fields.pop("topic", "Action webinar"), **fields)
     return str(created.result["id"])
@@ -178,7 +182,7 @@ def callbacks_for(h: Harness, callback_id: str) -> list[dict[str, str]]:
 
 
 async def test_block_when_zoom_rate_limits_then_complete_by_callback(database: Database) -> None:
-    async with harness(database, zoom_kwargs={"retry_after": "seconds"}) as h:
+    async with harness(database, zoom_kwargs={"retry_after": "seconds"}, **PRODUCTION_BUDGET) as h:
         wid = await new_webinar(h)
         await h.zoom_http.post("/_sandbox/faults", json={"burst_429": 3})
         out = await run_action(h.client, action_body("cb-block", wid))
@@ -197,7 +201,7 @@ async def test_block_when_zoom_rate_limits_then_complete_by_callback(database: D
 async def test_block_survives_a_restart(database: Database) -> None:
     zoom_app = zoom_sandbox_app()
     hubspot_app = hubspot_sandbox_app()
-    async with harness(database, zoom_app=zoom_app, hubspot_app=hubspot_app) as h:
+    async with harness(database, zoom_app=zoom_app, hubspot_app=hubspot_app, **PRODUCTION_BUDGET) as h:
         wid = await new_webinar(h)
         await h.zoom_http.post("/_sandbox/faults", json={"down": True})
         out = await run_action(h.client, action_body("cb-restart", wid))
@@ -212,7 +216,7 @@ async def test_block_survives_a_restart(database: Database) -> None:
 
 
 async def test_status_counts_blocked_actions(database: Database) -> None:
-    async with harness(database) as h:
+    async with harness(database, **PRODUCTION_BUDGET) as h:
         wid = await new_webinar(h)
         await h.zoom_http.post("/_sandbox/faults", json={"down": True})
         out = await run_action(h.client, action_body("cb-count", wid))
