@@ -40,19 +40,17 @@ def outbox_counts(session: Session) -> dict[str, int]:
 
 def action_counts(session: Session) -> dict[str, int]:
     """Workflow actions waiting: `blocked` for Zoom, `callbacks` to send to HubSpot, `callbacks_failed`."""
-    waiting = session.exec(
-        select(func.count()).where(col(ActionExecution.state) != ActionState.DONE.value)
-    ).one()
+    waiting = session.exec(select(func.count()).where(col(ActionExecution.state) != ActionState.DONE)).one()
     rows = session.exec(
         select(col(ActionExecution.callback_state), func.count())
-        .where(col(ActionExecution.state) == ActionState.DONE.value)
+        .where(col(ActionExecution.state) == ActionState.DONE)
         .group_by(col(ActionExecution.callback_state))
     ).all()
     by_state = {state: int(n) for state, n in rows}
     return {
         "blocked": int(waiting),
-        "callbacks": by_state.get(CallbackState.PENDING.value, 0),
-        "callbacks_failed": by_state.get(CallbackState.FAILED.value, 0),
+        "callbacks": by_state.get(CallbackState.PENDING, 0),
+        "callbacks_failed": by_state.get(CallbackState.FAILED, 0),
     }
 
 
@@ -60,23 +58,23 @@ def job_counts(session: Session) -> dict[str, int]:
     """Pulls from Zoom: `due` (queued, runnable now), `running`, `scheduled` (later, e.g. the
     reconciliation minutes after a webinar ended), `failed`."""
     now = utcnow()
-    active = [JobState.QUEUED.value, JobState.RUNNING.value]
+    active = [JobState.QUEUED, JobState.RUNNING]
     by_state = dict(
         session.exec(
             select(col(SyncJob.state), func.count())
-            .where(col(SyncJob.state).in_([*active, JobState.FAILED.value]))
+            .where(col(SyncJob.state).in_([*active, JobState.FAILED]))
             .group_by(col(SyncJob.state))
         ).all()
     )
     due = session.exec(
-        select(func.count()).where(col(SyncJob.state) == JobState.QUEUED.value, col(SyncJob.run_after) <= now)
+        select(func.count()).where(col(SyncJob.state) == JobState.QUEUED, col(SyncJob.run_after) <= now)
     ).one()
-    queued = int(by_state.get(JobState.QUEUED.value, 0))
+    queued = int(by_state.get(JobState.QUEUED, 0))
     counts = {
         "due": int(due),
-        "running": int(by_state.get(JobState.RUNNING.value, 0)),
+        "running": int(by_state.get(JobState.RUNNING, 0)),
         "scheduled": queued - int(due),
-        "failed": int(by_state.get(JobState.FAILED.value, 0)),
+        "failed": int(by_state.get(JobState.FAILED, 0)),
     }
     return counts
 

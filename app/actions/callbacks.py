@@ -93,8 +93,8 @@ class CallbackSender:
                     col(ActionExecution.output_fields),
                 )
                 .where(
-                    col(ActionExecution.state) == ActionState.DONE.value,
-                    col(ActionExecution.callback_state) == CallbackState.PENDING.value,
+                    col(ActionExecution.state) == ActionState.DONE,
+                    col(ActionExecution.callback_state) == CallbackState.PENDING,
                 )
                 .order_by(col(ActionExecution.completed_at))
                 .limit(BATCH_LIMIT * 10)
@@ -107,7 +107,7 @@ class CallbackSender:
     def _mark(self, ids: Sequence[int], state: CallbackState | None, error: str | None = None) -> None:
         values: dict[str, Any] = {"callback_attempts": col(ActionExecution.callback_attempts) + 1}
         if state is not None:
-            values["callback_state"] = state.value
+            values["callback_state"] = state
         if error is not None:
             values["last_error"] = error[:2000]
         with unit_of_work(self.engine) as session:
@@ -119,8 +119,8 @@ class CallbackSender:
             session.execute(
                 update(ActionExecution)
                 .where(
-                    col(ActionExecution.callback_state) == CallbackState.PENDING.value,
+                    col(ActionExecution.callback_state) == CallbackState.PENDING,
                     col(ActionExecution.callback_attempts) >= self.config.callback_max_attempts,
                 )
-                .values(callback_state=CallbackState.FAILED.value)
+                .values(callback_state=CallbackState.FAILED)
             )

@@ -97,8 +97,8 @@ class ExecutionStore:
         row = self._new_row(
             req,
             ctx,
-            state=ActionState.BLOCKED.value,
-            callback_state=CallbackState.PENDING.value,
+            state=ActionState.BLOCKED,
+            callback_state=CallbackState.PENDING,
             next_attempt_at=utcnow() + timedelta(seconds=min(delay, self.config.retry_max_s)),
             last_error=reason[:2000],
         )
@@ -106,10 +106,10 @@ class ExecutionStore:
             if self._insert_row(session, row):
                 return block_output()
             existing = self._existing(session, req.callback_id)
-            if existing.state == ActionState.DONE.value:
+            if existing.state == ActionState.DONE:
                 return dict(existing.output_fields or {})
-            if existing.callback_state == CallbackState.NONE.value:
-                existing.callback_state = CallbackState.PENDING.value
+            if existing.callback_state == CallbackState.NONE:
+                existing.callback_state = CallbackState.PENDING
             return block_output()
 
     def record_done(self, req: ActionRequest, ctx: PortalContext, executed: Executed) -> dict[str, str]:
@@ -118,7 +118,7 @@ class ExecutionStore:
         row = self._new_row(
             req,
             ctx,
-            state=ActionState.DONE.value,
+            state=ActionState.DONE,
             output_fields=output,
             completed_at=utcnow(),
             webinar_id=executed.webinar.id[:32] if executed.webinar is not None else None,
@@ -130,9 +130,9 @@ class ExecutionStore:
             if not self._insert_row(session, row):
                 # Another process recorded this execution meanwhile (it blocked): ours completes it.
                 existing = self._existing(session, req.callback_id)
-                if existing.state == ActionState.DONE.value:
+                if existing.state == ActionState.DONE:
                     return dict(existing.output_fields or {})
-                existing.state = ActionState.DONE.value
+                existing.state = ActionState.DONE
                 existing.output_fields = output
                 existing.completed_at = utcnow()
                 existing.locked_until = None
@@ -150,7 +150,7 @@ class ExecutionStore:
             "zoom_account_id": ctx.zoom_account_id,
             "object_id": req.object_id[:64],
             "request": request_json(req),
-            "callback_state": CallbackState.NONE.value,
+            "callback_state": CallbackState.NONE,
             "attempts": 1,
             "callback_attempts": 0,
             "created_at": now,
@@ -177,7 +177,7 @@ class ExecutionStore:
             stmt = (
                 select(ActionExecution)
                 .where(
-                    col(ActionExecution.state) != ActionState.DONE.value,
+                    col(ActionExecution.state) != ActionState.DONE,
                     or_(
                         col(ActionExecution.locked_until).is_(None),
                         col(ActionExecution.locked_until) < now,
@@ -205,13 +205,13 @@ class ExecutionStore:
     def block(self, row_id: int, reason: str, retry_after_s: float | None, account_id: str | None) -> None:
         with unit_of_work(self.engine) as session:
             row = session.get(ActionExecution, row_id, with_for_update=True)
-            if row is None or row.state == ActionState.DONE.value:
+            if row is None or row.state == ActionState.DONE:
                 return
             delay = retry_after_s if retry_after_s is not None else self._backoff(row.attempts)
-            row.state = ActionState.BLOCKED.value
+            row.state = ActionState.BLOCKED
             row.zoom_account_id = account_id
-            if row.callback_state == CallbackState.NONE.value:
-                row.callback_state = CallbackState.PENDING.value
+            if row.callback_state == CallbackState.NONE:
+                row.callback_state = CallbackState.PENDING
             row.next_attempt_at = utcnow() + timedelta(seconds=min(delay, self.config.retry_max_s))
             row.locked_until = None
             row.last_error = reason[:2000]
@@ -225,9 +225,9 @@ class ExecutionStore:
         output = outcome.output_fields()
         with unit_of_work(self.engine) as session:
             row = session.get(ActionExecution, row_id, with_for_update=True)
-            if row is None or row.state == ActionState.DONE.value:
+            if row is None or row.state == ActionState.DONE:
                 return
-            row.state = ActionState.DONE.value
+            row.state = ActionState.DONE
             row.output_fields = output
             row.zoom_account_id = account_id
             row.completed_at = utcnow()

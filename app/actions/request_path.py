@@ -71,7 +71,7 @@ class RequestPath:
         seen, ctx = await self._db(self.store.lookup, req)
         looked_up = loop.time()
         if seen is not None:
-            if seen.state == ActionState.DONE.value:
+            if seen.state == ActionState.DONE:
                 return dict(seen.output_fields or {})
             # Blocked earlier (or running in another process): HubSpot now waits for a callback.
             return await self._db(self.store.record_blocked, req, ctx, "HubSpot sent the request again", None)

@@ -47,7 +47,7 @@ class Leases:
             stmt = (
                 select(OutboxOp)
                 .where(
-                    col(OutboxOp.state) == OutboxState.PENDING.value,
+                    col(OutboxOp.state) == OutboxState.PENDING,
                     col(OutboxOp.next_attempt_at) <= now,
                     (col(OutboxOp.locked_until).is_(None)) | (col(OutboxOp.locked_until) < now),
                 )
@@ -128,7 +128,7 @@ def _inbox_busy(session: Session, now: datetime) -> bool:
     """Zoom events wait in the inbox, due now (the worker is still turning a burst into plans)."""
     found = session.execute(
         select(col(InboxEvent.id))
-        .where(col(InboxEvent.state) == InboxState.PENDING.value, col(InboxEvent.next_attempt_at) <= now)
+        .where(col(InboxEvent.state) == InboxState.PENDING, col(InboxEvent.next_attempt_at) <= now)
         .limit(1)
     ).first()
     return found is not None

@@ -31,7 +31,7 @@ def attendance_clocks(session: Session, keys: Iterable[WebinarKey]) -> dict[Webi
             .where(
                 col(InboxEvent.webinar_id) == webinar_id,
                 col(InboxEvent.zoom_account_id) == account_id,
-                col(InboxEvent.state) == InboxState.PENDING.value,
+                col(InboxEvent.state) == InboxState.PENDING,
             )
             .limit(1)
         ).first()
@@ -40,7 +40,7 @@ def attendance_clocks(session: Session, keys: Iterable[WebinarKey]) -> dict[Webi
             .where(
                 col(SyncJob.webinar_id) == webinar_id,
                 col(SyncJob.zoom_account_id) == account_id,
-                col(SyncJob.state).in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                col(SyncJob.state).in_([JobState.QUEUED, JobState.RUNNING]),
             )
             .limit(1)
         ).first()

@@ -81,8 +81,8 @@ class Finisher:
                         done_version=sent,
                         # Re-planned while in flight: stays pending and goes again.
                         state=case(
-                            (table.c.planned_version == sent, OutboxState.DONE.value),
-                            else_=OutboxState.PENDING.value,
+                            (table.c.planned_version == sent, OutboxState.DONE),
+                            else_=OutboxState.PENDING,
                         ),
                         locked_until=None,
                         attempts=0,
@@ -110,7 +110,7 @@ class Finisher:
                 update(table)
                 .where(table.c.id == op.id, table.c.planned_version == op.version)
                 .values(
-                    state=OutboxState.FAILED.value,
+                    state=OutboxState.FAILED,
                     attempts=attempts,
                     last_error=result.error,
                     locked_until=None,

@@ -209,7 +209,7 @@ class HealthRecorder:
                 select(col(OutboxOp.zoom_account_id), col(OutboxOp.webinar_id))
                 .where(
                     col(OutboxOp.portal_id) == portal_id,
-                    col(OutboxOp.state) == OutboxState.PENDING.value,
+                    col(OutboxOp.state) == OutboxState.PENDING,
                     col(OutboxOp.webinar_id).is_not(None),
                 )
                 .distinct()
@@ -219,7 +219,7 @@ class HealthRecorder:
                 select(col(SyncJob.zoom_account_id), col(SyncJob.webinar_id))
                 .where(
                     col(SyncJob.portal_id) == portal_id,
-                    col(SyncJob.state).in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                    col(SyncJob.state).in_([JobState.QUEUED, JobState.RUNNING]),
                     col(SyncJob.webinar_id).is_not(None),
                 )
                 .distinct()
@@ -267,7 +267,7 @@ def _add_once(
                     zoom_account_id=account_id,
                     webinar_id=webinar_id,
                     at=at,
-                    status=status.value,
+                    status=status,
                     code=code,
                     message=message,
                     details=dict(details),

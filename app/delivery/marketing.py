@@ -244,7 +244,7 @@ def _unfinished_states(session: Session, portal_id: int, keys: list[WebinarKey])
                 col(OutboxOp.kind) == OpKind.MARKETING_STATE.value,
                 col(OutboxOp.zoom_account_id) == account_id,
                 col(OutboxOp.webinar_id) == webinar_id,
-                col(OutboxOp.state) == OutboxState.PENDING.value,
+                col(OutboxOp.state) == OutboxState.PENDING,
             )
             .limit(1)
         ).first()

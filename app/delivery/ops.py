@@ -106,7 +106,7 @@ def excluded_emails(session: Session, portal_id: int, emails: Sequence[str]) -> 
 def contacts_pending(session: Session, portal_id: int, emails: Sequence[str]) -> set[str]:
     """The emails whose contact refresh is still pending (their contact is written in a coming round)."""
     return _targets(
-        session, portal_id, OpKind.CONTACT_REFRESH, emails, col(OutboxOp.state) == OutboxState.PENDING.value
+        session, portal_id, OpKind.CONTACT_REFRESH, emails, col(OutboxOp.state) == OutboxState.PENDING
     )
 
 

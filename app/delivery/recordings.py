@@ -47,7 +47,15 @@ from app.integrations.hubspot import HubSpotClient, HubSpotError, TimelineEvent
 from app.integrations.hubspot.client import may_have_reached_hubspot
 from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT, encode_tokens
 from app.integrations.zoom.errors import ZoomError, ZoomRecordingNotFound
-from app.models import AuditStatus, Connection, ExcludedEmail, Recording, RecordingCall, Webinar
+from app.models import (
+    AuditStatus,
+    Connection,
+    ExcludedEmail,
+    Recording,
+    RecordingCall,
+    TranscriptState,
+    Webinar,
+)
 from app.sync.audit import (
     RECORDING_AUDIT_KEY,
     TRANSCRIPT_AUDIT_KEY,
@@ -300,7 +308,7 @@ class RecordingDelivery:
         if file is None:
             return None
         file_id = str(file.get("id") or file.get("download_url"))
-        if rec.transcript_state == "fetched" and rec.transcript_file_id == file_id:
+        if rec.transcript_state == TranscriptState.FETCHED and rec.transcript_file_id == file_id:
             return None
         if self.transcripts is None:
             await asyncio.to_thread(self._transcript_missing, job, file_id, "no Zoom access to download it")
@@ -328,7 +336,8 @@ class RecordingDelivery:
                 (job.recording.zoom_account_id, job.recording.webinar_id, job.recording.instance_uuid),
             )
             if rec is not None:
-                rec.transcript_text, rec.transcript_state, rec.transcript_file_id = text, "fetched", file_id
+                rec.transcript_text, rec.transcript_file_id = text, file_id
+                rec.transcript_state = TranscriptState.FETCHED
             upsert_audit(
                 session,
                 job.conn,
@@ -339,7 +348,7 @@ class RecordingDelivery:
                 message=f"transcript fetched from Zoom ({len(text)} characters)",
                 details={"characters": len(text)},
             )
-        job.recording.transcript_text, job.recording.transcript_state = text, "fetched"
+        job.recording.transcript_text, job.recording.transcript_state = text, TranscriptState.FETCHED
         job.recording.transcript_file_id = file_id
 
     def _transcript_missing(self, job: _Job, file_id: str, why: str) -> None:
@@ -349,7 +358,7 @@ class RecordingDelivery:
                 (job.recording.zoom_account_id, job.recording.webinar_id, job.recording.instance_uuid),
             )
             if rec is not None:
-                rec.transcript_state, rec.transcript_file_id = "not_found", file_id
+                rec.transcript_state, rec.transcript_file_id = TranscriptState.NOT_FOUND, file_id
             upsert_audit(
                 session,
                 job.conn,
@@ -516,13 +525,13 @@ class RecordingDelivery:
                 status=AuditStatus.SUCCESS,
                 message=(
                     f"recording synced: call record {call_id} "
-                    f"{'with' if rec.transcript_state == 'fetched' else 'without'} transcript, "
+                    f"{'with' if rec.transcript_state == TranscriptState.FETCHED else 'without'} transcript, "
                     f"on {len(job.contacts)} attendee contacts"
                     + ("" if timeline_error is None else f"; recordable events failed: {timeline_error}")
                 ),
                 details={
                     "call_id": call_id,
                     "contacts": len(job.contacts),
-                    "transcript": rec.transcript_state == "fetched",
+                    "transcript": rec.transcript_state == TranscriptState.FETCHED,
                 },
             )

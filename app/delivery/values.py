@@ -24,7 +24,7 @@ P2_LAST_URL = "zoom_last_registered_webinar_url"
 P3_REGISTRATIONS = "zoom_webinar_registration_count"
 P4_ATTENDANCES = "zoom_webinar_attendance_count"
 
-_ACTIVE = (RegistrationStatus.APPROVED.value, RegistrationStatus.PENDING.value)
+_ACTIVE = (RegistrationStatus.APPROVED, RegistrationStatus.PENDING)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import uuid
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import unit_of_work, utcnow
 from app.models import InboxEvent, InboxState
@@ -47,12 +47,10 @@ def replan_key(raw: bytes) -> tuple[str, str] | None:
 def requeue_failed(engine: Engine, webinar_id: str | None = None) -> int:
     """Put failed events back in the queue (after a fix, or from Sync now)."""
     with unit_of_work(engine) as session:
-        stmt = update(InboxEvent).where(InboxEvent.state == InboxState.FAILED.value)  # type: ignore[arg-type]
+        stmt = update(InboxEvent).where(col(InboxEvent.state) == InboxState.FAILED)
         if webinar_id is not None:
-            stmt = stmt.where(InboxEvent.webinar_id == webinar_id)  # type: ignore[arg-type]
+            stmt = stmt.where(col(InboxEvent.webinar_id) == webinar_id)
         result = session.execute(
-            stmt.values(
-                state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None
-            )
+            stmt.values(state=InboxState.PENDING, attempts=0, next_attempt_at=utcnow(), processed_at=None)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

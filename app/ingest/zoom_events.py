@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.models import InboxState
+
 HANDLED_EVENTS = frozenset(
     {
         "webinar.created",
@@ -224,7 +226,7 @@ def inbox_row(envelope: Envelope, raw: bytes, received_at: datetime) -> dict[str
         "webinar_id": (envelope.webinar_id or "")[:32] or None,
         "raw_body": raw,
         "received_at": received_at,
-        "state": "pending" if handled else "ignored",
+        "state": InboxState.PENDING if handled else InboxState.IGNORED,
         "attempts": 0,
         "next_attempt_at": received_at if handled else None,
         "locked_until": None,

@@ -107,7 +107,7 @@ def open_backfill_in(
         kind=JobKind.BACKFILL,
         portal_id=portal_id,
         zoom_account_id=account_id,
-        state=JobState.QUEUED.value if queued else JobState.RUNNING.value,
+        state=JobState.QUEUED if queued else JobState.RUNNING,
         active_key=key,
         params={"from": period.start.isoformat(), "to": period.end.isoformat(), "users": users or []},
         started_at=None if queued else now,
@@ -131,7 +131,7 @@ def record_webinars(engine: Engine, job: SyncJob, webinars: list[dict[str, Any]]
                 "zoom_account_id": job.zoom_account_id,
                 "webinar_id": w["webinar_id"],
                 "parent_id": job.id,
-                "state": JobState.QUEUED.value,
+                "state": JobState.QUEUED,
                 "dedupe_key": f"backfill:{job.id}:{w['webinar_id']}",
                 "params": {},
                 "counts": {},
@@ -157,9 +157,7 @@ def release_items(engine: Engine, job: SyncJob) -> None:
     """Let the workers run the items (the API path): due now."""
     with unit_of_work(engine) as session:
         for item in session.execute(
-            select(SyncJob).where(
-                col(SyncJob.parent_id) == job.id, col(SyncJob.state) == JobState.QUEUED.value
-            )
+            select(SyncJob).where(col(SyncJob.parent_id) == job.id, col(SyncJob.state) == JobState.QUEUED)
         ).scalars():
             item.run_after = utcnow()
 
@@ -171,9 +169,9 @@ def progress(session: Session, job: SyncJob) -> dict[str, Any]:
     total = len(job.params.get("webinars", []))
     return {
         "webinars": total,
-        "done": states.get(JobState.DONE.value, 0),
-        "failed": states.get(JobState.FAILED.value, 0),
-        "remaining": states.get(JobState.QUEUED.value, 0) + states.get(JobState.RUNNING.value, 0),
+        "done": states.get(JobState.DONE, 0),
+        "failed": states.get(JobState.FAILED, 0),
+        "remaining": states.get(JobState.QUEUED, 0) + states.get(JobState.RUNNING, 0),
     }
 
 
@@ -187,7 +185,7 @@ def finish_if_complete(engine: Engine, job_id: str) -> bool:
         row.counts = counts
         if counts["remaining"] or "webinars" not in row.params:
             return False
-        row.state = JobState.DONE.value if not counts["failed"] else JobState.FAILED.value
+        row.state = JobState.DONE if not counts["failed"] else JobState.FAILED
         row.error = f"{counts['failed']} webinars could not be pulled" if counts["failed"] else None
         row.active_key = None
         row.finished_at = utcnow()

@@ -77,7 +77,7 @@ async def backfill(
         items = await asyncio.to_thread(record_webinars, engine, job, webinars)
         summary.webinars = len(items)
         runner = JobRunner(engine, lambda account_id: gateway.client_for(account_id))
-        todo = [item for item in items if item.state != JobState.DONE.value]
+        todo = [item for item in items if item.state != JobState.DONE]
         summary.already_done = len(items) - len(todo)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as bar:
@@ -162,16 +162,12 @@ def replay(engine: Engine, webinar_id: str, account_id: str | None = None) -> in
         stmt = update(InboxEvent).where(
             col(InboxEvent.webinar_id) == webinar_id,
             col(InboxEvent.event).in_(sorted(HANDLED_EVENTS)),
-            col(InboxEvent.state).in_(
-                [InboxState.DONE.value, InboxState.FAILED.value, InboxState.PENDING.value]
-            ),
+            col(InboxEvent.state).in_([InboxState.DONE, InboxState.FAILED, InboxState.PENDING]),
         )
         if account_id is not None:
             stmt = stmt.where(col(InboxEvent.zoom_account_id) == account_id)
         result = session.execute(
-            stmt.values(
-                state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None
-            )
+            stmt.values(state=InboxState.PENDING, attempts=0, next_attempt_at=utcnow(), processed_at=None)
         )
         count = int(result.rowcount or 0)  # type: ignore[attr-defined]
         accounts = {account_id} if account_id else _accounts_of(session, webinar_id)

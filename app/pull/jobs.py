@@ -89,7 +89,7 @@ class JobRunner:
                 select(SyncJob)
                 .where(
                     col(SyncJob.kind).in_(RUNNABLE_KINDS),
-                    col(SyncJob.state).in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                    col(SyncJob.state).in_([JobState.QUEUED, JobState.RUNNING]),
                     col(SyncJob.run_after) <= now,
                     or_(col(SyncJob.locked_until).is_(None), col(SyncJob.locked_until) < now),
                 )
@@ -101,7 +101,7 @@ class JobRunner:
             job: SyncJob | None = session.execute(stmt).scalar_one_or_none()
             if job is None:
                 return None
-            job.state = JobState.RUNNING.value
+            job.state = JobState.RUNNING
             job.locked_until = now + timedelta(seconds=self.config.lease_s)
             job.attempts += 1
             job.started_at = job.started_at or now
@@ -140,7 +140,7 @@ class JobRunner:
         with unit_of_work(self.engine) as session:
             row = session.get(SyncJob, job.id)
             if row is not None:
-                row.state = JobState.RUNNING.value
+                row.state = JobState.RUNNING
                 row.locked_until = utcnow() + timedelta(days=3650)
 
     async def _pull(self, job: SyncJob) -> bool:
@@ -188,16 +188,14 @@ class JobRunner:
                 update(InboxEvent)
                 .where(
                     col(InboxEvent.webinar_id) == job.webinar_id,
-                    col(InboxEvent.state) == InboxState.FAILED.value,
+                    col(InboxEvent.state) == InboxState.FAILED,
                 )
-                .values(
-                    state=InboxState.PENDING.value, attempts=0, next_attempt_at=utcnow(), processed_at=None
-                )
+                .values(state=InboxState.PENDING, attempts=0, next_attempt_at=utcnow(), processed_at=None)
             )
             row = session.get(SyncJob, job.id, with_for_update=True)
             if row is None:
                 return
-            row.state = JobState.DONE.value
+            row.state = JobState.DONE
             row.counts = {**pulled.counts, "stored": stored}
             row.finished_at = utcnow()
             row.locked_until = None
@@ -235,11 +233,11 @@ class JobRunner:
             row.error = error[:2000]
             row.locked_until = None
             if final:
-                row.state = JobState.FAILED.value
+                row.state = JobState.FAILED
                 row.finished_at = utcnow()
                 row.active_key = None
             else:
-                row.state = JobState.QUEUED.value
+                row.state = JobState.QUEUED
                 row.run_after = utcnow() + timedelta(
                     seconds=self.config.retry_base_s * 2 ** (row.attempts - 1)
                 )

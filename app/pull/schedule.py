@@ -40,7 +40,7 @@ def _job_row(
         "zoom_account_id": account_id,
         "webinar_id": webinar_id,
         "parent_id": None,
-        "state": JobState.QUEUED.value,
+        "state": JobState.QUEUED,
         "active_key": None,
         "dedupe_key": None,
         "params": {},

@@ -20,6 +20,7 @@ from app.models import (
     OutboxOp,
     Recording,
     Registration,
+    RegistrationStatus,
     Webinar,
 )
 from app.sync.inputs import connections_for, load_settings, webinar_skip_reason
@@ -104,23 +105,18 @@ def upsert_audit(
                 portal_id=conn.portal_id,
                 zoom_account_id=conn.zoom_account_id,
                 webinar_id=webinar_id,
-                status=status.value,
+                status=status,
                 code=code,
                 message=message,
                 details=details,
                 aggregate_key=key,
             )
         )
-    elif (
-        entry.details != details
-        or entry.message != message
-        or entry.status != status.value
-        or entry.code != code
-    ):
+    elif entry.details != details or entry.message != message or entry.status != status or entry.code != code:
         entry.code = code
         entry.details = details
         entry.message = message
-        entry.status = status.value
+        entry.status = status
         entry.at = utcnow()
 
 
@@ -139,7 +135,7 @@ def add_audit_event(
             portal_id=conn.portal_id,
             zoom_account_id=conn.zoom_account_id,
             webinar_id=webinar_id,
-            status=status.value,
+            status=status,
             code=code,
             message=message,
             details=details,
@@ -167,10 +163,10 @@ def webinar_people_counts(session: Session, webinar: Webinar) -> dict[str, int]:
     ).one()
     return {
         "registrants": sum(statuses.values()),
-        "approved": statuses.get("approved", 0),
-        "pending": statuses.get("pending", 0),
-        "cancelled": statuses.get("cancelled", 0),
-        "denied": statuses.get("denied", 0),
+        "approved": statuses.get(RegistrationStatus.APPROVED, 0),
+        "pending": statuses.get(RegistrationStatus.PENDING, 0),
+        "cancelled": statuses.get(RegistrationStatus.CANCELLED, 0),
+        "denied": statuses.get(RegistrationStatus.DENIED, 0),
         "attendees": int(attendees),
     }
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.ingest.zoom_events import MAX_EVENT_TS, id_str, load_json, unstorable_text
+from app.models import RegistrationStatus
 from app.sync.rules import classify_webinar, normalize_email
 
 
@@ -43,7 +44,7 @@ class RegistrationFact:
     raw_email: str | None
     first_name: str | None
     last_name: str | None
-    status: str
+    status: RegistrationStatus
     join_url: str | None
     source: str = "webhook"  # webhook | action | sync_now: who told us
     registered_at: datetime | None = None  # Zoom's create_time, when the event has it
@@ -92,11 +93,11 @@ class ParsedEvent:
     notes: list[str] = field(default_factory=list)
 
 
-_STATUS_BY_EVENT = {
+_STATUS_BY_EVENT: dict[str, RegistrationStatus | None] = {
     "webinar.registration_created": None,  # the registrant's own status (approved or pending)
-    "webinar.registration_approved": "approved",
-    "webinar.registration_cancelled": "cancelled",
-    "webinar.registration_denied": "denied",
+    "webinar.registration_approved": RegistrationStatus.APPROVED,
+    "webinar.registration_cancelled": RegistrationStatus.CANCELLED,
+    "webinar.registration_denied": RegistrationStatus.DENIED,
 }
 # Fields of a webinar object that the local model keeps, with the event field they come from.
 _META_FIELDS = {
@@ -291,7 +292,9 @@ def _registration(
     registrant_id = _ident(reg.get("id"), "registrant.id", 64)
     if registrant_id is None:
         raise BadEventError("registrant.id is missing")
-    status = _STATUS_BY_EVENT[event] or ("pending" if reg.get("status") == "pending" else "approved")
+    status = _STATUS_BY_EVENT[event] or (
+        RegistrationStatus.PENDING if reg.get("status") == "pending" else RegistrationStatus.APPROVED
+    )
     return RegistrationFact(
         account_id=account_id,
         webinar_id=webinar_id,

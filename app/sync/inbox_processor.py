@@ -171,7 +171,7 @@ class InboxProcessor:
         # (identity map, change tracking, one UPDATE per object) the largest cost.
         stmt = (
             select(col(InboxEvent.id), col(InboxEvent.event), col(InboxEvent.raw_body))
-            .where(col(InboxEvent.state) == InboxState.PENDING.value)
+            .where(col(InboxEvent.state) == InboxState.PENDING)
             .order_by(col(InboxEvent.id))
         )
         if ids is not None:
@@ -288,7 +288,7 @@ class InboxProcessor:
             row.attempts += 1
             row.last_error = message
             if row.attempts >= self.config.max_attempts:
-                row.state = InboxState.FAILED.value
+                row.state = InboxState.FAILED
                 row.processed_at = utcnow()
                 total.failed += 1
                 INBOX_PROCESSED.labels("failed").inc()
@@ -336,5 +336,5 @@ def _finish(
     session.execute(
         update(InboxEvent)
         .where(col(InboxEvent.id).in_(ids))
-        .values(state=state.value, processed_at=now, last_error=error)
+        .values(state=state, processed_at=now, last_error=error)
     )

@@ -280,12 +280,13 @@ def _merge_into_row(row: dict[str, Any], fact: RegistrationFact) -> None:
         row["registered_at_exact"] = row["registered_at_exact"] or fact.creation
 
 
-def _newer_status(fact: RegistrationFact, status: str, status_event_ts: int) -> bool:
+def _newer_status(fact: RegistrationFact, status: RegistrationStatus, status_event_ts: int) -> bool:
     if fact.status == status:
         return False
     if fact.event_ts != status_event_ts:
         return fact.event_ts > status_event_ts
-    return _STATUS_RANK[RegistrationStatus(fact.status)] > _STATUS_RANK[RegistrationStatus(status)]
+    # A stored status this version does not know (`UnknownEnumValue`) raises here, as it always has.
+    return _STATUS_RANK[fact.status] > _STATUS_RANK[RegistrationStatus(status)]
 
 
 def _ts(event_ts: int) -> datetime:

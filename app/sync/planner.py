@@ -24,6 +24,7 @@ from app.models import (
     PortalSettings,
     Recording,
     Registration,
+    RegistrationStatus,
     Webinar,
 )
 from app.sync.audit import audit_recording_settings_off
@@ -53,7 +54,7 @@ class Person:
     key: str  # the email, or (no email) a participant key such as "n:guest name"
     email: str | None
     raw_email: str | None
-    registration_status: str | None = None
+    registration_status: RegistrationStatus | None = None
     attended: bool = False
 
     @property
@@ -123,8 +124,17 @@ def gather_people(session: Session, webinar: Webinar, scope: PlanScope) -> list[
     return list(people.values())
 
 
-def _status_weight(status: str) -> int:
-    return {"approved": 3, "pending": 2, "cancelled": 1, "denied": 0}.get(status, 0)
+_STATUS_WEIGHT = {
+    RegistrationStatus.APPROVED: 3,
+    RegistrationStatus.PENDING: 2,
+    RegistrationStatus.CANCELLED: 1,
+    RegistrationStatus.DENIED: 0,
+}
+
+
+def _status_weight(status: RegistrationStatus) -> int:
+    # A stored status this version does not know (`UnknownEnumValue`) weighs least, as before.
+    return _STATUS_WEIGHT.get(status, 0)
 
 
 def plan_webinar(
@@ -236,7 +246,7 @@ def _needing_write(
                     col(OutboxOp.portal_id) == portal_id,
                     col(OutboxOp.kind) == kind,
                     col(OutboxOp.target_key).in_(part),
-                    col(OutboxOp.state) == OutboxState.PENDING.value,
+                    col(OutboxOp.state) == OutboxState.PENDING,
                     col(OutboxOp.locked_until).is_(None),
                 )
             ).scalars()
@@ -268,7 +278,7 @@ def upsert_ops(
             "zoom_account_id": webinar.zoom_account_id,
             "webinar_id": webinar.webinar_id if kind != OpKind.CONTACT_REFRESH else None,
             "email": email,
-            "state": OutboxState.PENDING.value,
+            "state": OutboxState.PENDING,
             "planned_version": 1,
             "done_version": 0,
             "attempts": 0,
@@ -284,7 +294,7 @@ def upsert_ops(
     # VALUES statement recompiles for every batch and costs far more than it saves.
     replan = {
         "planned_version": table.c.planned_version + 1,
-        "state": OutboxState.PENDING.value,
+        "state": OutboxState.PENDING,
         "attempts": 0,
         "next_attempt_at": bindparam("now_at"),
         "last_error": None,
@@ -292,7 +302,7 @@ def upsert_ops(
         # Waiting anew once delivered; a version still waiting keeps its place.
         "pending_since": case(
             (
-                table.c.state == OutboxState.PENDING.value,
+                table.c.state == OutboxState.PENDING,
                 func.coalesce(table.c.pending_since, bindparam("now_at")),
             ),
             else_=bindparam("now_at"),
@@ -304,7 +314,7 @@ def upsert_ops(
     immutable = insert.on_conflict_do_update(
         index_elements=["portal_id", "kind", "target_key"],
         set_=replan,
-        where=table.c.state == OutboxState.FAILED.value,
+        where=table.c.state == OutboxState.FAILED,
     )
     for kinds, statement in ((_MUTABLE, stmt), (_IMMUTABLE, immutable)):
         selected = [row for row in rows if row["kind"] in kinds]
