@@ -1,10 +1,11 @@
 """Database tables. Keyed by HubSpot portal and Zoom account from the start, so several
 connections can share one database.
 
-State and status columns hold their StrEnum (`StrEnumString`: the value in a VARCHAR). Rows read
-from the database carry members; the fields are typed `Enum | str` because writers may still
-assign the value string (the same thing for a StrEnum, and checked when bound), and a value this
-version does not know reads back as `app.db.UnknownEnumValue`, a `str`."""
+State and status columns hold their StrEnum (`StrEnumString`: the value in a VARCHAR), and their
+fields are typed as that enum: writers assign members and queries compare with members. One case
+the type does not show: a stored value this version does not know (written by a newer version
+during a rolling deploy) reads back as `app.db.UnknownEnumValue`, a `str` equal to no member, so
+code that sorts rows by state keeps an "anything else" branch (counts by state still count it)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class PortalSettings(SQLModel, table=True):
     portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
     global_sync_enabled: bool = True
     webinar_sync_enabled: bool = False
-    recording_sync: RecordingSync | str = Field(
+    recording_sync: RecordingSync = Field(
         default=RecordingSync.NONE, sa_type=StrEnumString(RecordingSync, 16)
     )
     recording_sync_users: list[str] = Field(default_factory=list, sa_type=JSON())
@@ -128,7 +129,7 @@ class InboxEvent(SQLModel, table=True):
     webinar_id: str | None = Field(default=None, max_length=32, index=True)
     raw_body: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
-    state: InboxState | str = Field(default=InboxState.PENDING, sa_type=StrEnumString(InboxState, 16))
+    state: InboxState = Field(default=InboxState.PENDING, sa_type=StrEnumString(InboxState, 16))
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
@@ -156,7 +157,7 @@ class AuditEntry(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64)
     webinar_id: str | None = Field(default=None, max_length=32)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
-    status: AuditStatus | str = Field(sa_type=StrEnumString(AuditStatus, 16))
+    status: AuditStatus = Field(sa_type=StrEnumString(AuditStatus, 16))
     code: str = Field(max_length=64)
     message: str = Field(sa_type=Text())
     details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
@@ -184,7 +185,7 @@ class Registration(SQLModel, table=True):
     raw_email: str | None = Field(default=None, max_length=320)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
-    status: RegistrationStatus | str = Field(
+    status: RegistrationStatus = Field(
         default=RegistrationStatus.APPROVED, sa_type=StrEnumString(RegistrationStatus, 16)
     )
     status_event_ts: int = Field(default=0, sa_type=BigInteger())
@@ -253,7 +254,7 @@ class Recording(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     # The transcript as readable text, fetched once (Zoom data, shared by every portal).
     transcript_text: str | None = Field(default=None, sa_type=Text())
-    transcript_state: TranscriptState | str = Field(
+    transcript_state: TranscriptState = Field(
         default=TranscriptState.NONE,
         sa_type=StrEnumString(TranscriptState, 16),
         sa_column_kwargs={"server_default": TranscriptState.NONE.value},
@@ -321,7 +322,7 @@ class OutboxOp(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64)
     webinar_id: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=320)
-    state: OutboxState | str = Field(default=OutboxState.PENDING, sa_type=StrEnumString(OutboxState, 16))
+    state: OutboxState = Field(default=OutboxState.PENDING, sa_type=StrEnumString(OutboxState, 16))
     planned_version: int = 1
     done_version: int = 0
     attempts: int = 0
@@ -449,9 +450,9 @@ class ActionExecution(SQLModel, table=True):
     webinar_id: str | None = Field(default=None, max_length=32)
     # The request as HubSpot sent it (contact properties and input fields): replayed on retry.
     request: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
-    state: ActionState | str = Field(default=ActionState.RUNNING, sa_type=StrEnumString(ActionState, 16))
+    state: ActionState = Field(default=ActionState.RUNNING, sa_type=StrEnumString(ActionState, 16))
     output_fields: dict[str, str] | None = Field(default=None, sa_type=JSON())
-    callback_state: CallbackState | str = Field(
+    callback_state: CallbackState = Field(
         default=CallbackState.NONE, sa_type=StrEnumString(CallbackState, 16)
     )
     attempts: int = 0
@@ -487,7 +488,7 @@ class SyncJob(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64)
     webinar_id: str | None = Field(default=None, max_length=32, index=True)
     parent_id: str | None = Field(default=None, max_length=32, index=True)
-    state: JobState | str = Field(default=JobState.QUEUED, sa_type=StrEnumString(JobState, 16))
+    state: JobState = Field(default=JobState.QUEUED, sa_type=StrEnumString(JobState, 16))
     active_key: str | None = Field(default=None, sa_column=Column(String(120), unique=True, nullable=True))
     dedupe_key: str | None = Field(default=None, sa_column=Column(String(200), unique=True, nullable=True))
     params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON())
