@@ -2,57 +2,42 @@
 
 Set REQUIRE_POSTGRES=1 (CI does) to turn an unreachable PostgreSQL into a failure instead of
 running the SQLite half only. TEST_POSTGRES_URL points at a server where this user may create
-databases; each test session creates its own database and drops it at the end.
+databases; each test process creates its own database and drops it at the end. The helpers these
+fixtures use live in `tests/fixtures/` (databases, the service's settings, harnesses).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, closing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.db import make_engine, metadata
-from app.main import create_app
+from app.db import make_engine
 from app.migrations import upgrade_to_head
-
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES", "") not in ("", "0", "false")
+from tests.fixtures.databases import (
+    PG_URL,
+    REQUIRE_PG,
+    Database,
+    copy_sqlite,
+    pg_reachable,
+    truncate_all,
+)
+from tests.fixtures.service import make_settings, running_app
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
-
-ADMIN_TOKEN = "test-admin-token"
-ZOOM_SECRET = "test-zoom-secret"
-ACCOUNT_ID = "acct_test_01"
-PORTAL_ID = 4242
-
-
-def _pg_reachable() -> str | None:
-    try:
-        engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
 
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session (dropped afterwards)."""
-    problem = _pg_reachable()
+    """A fresh PostgreSQL database for this test process (dropped afterwards)."""
+    problem = pg_reachable()
     if problem is not None:
         if REQUIRE_PG:
             pytest.fail(
@@ -72,25 +57,6 @@ def pg_server_url() -> Iterator[str]:
         admin.dispose()
 
 
-@dataclass
-class Database:
-    url: str
-    engine: Engine
-    kind: str
-
-
-def _truncate_all(engine: Engine) -> None:
-    tables = [t.name for t in metadata.sorted_tables]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(
-                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
-            )
-        else:
-            for t in reversed(tables):
-                conn.execute(text(f'DELETE FROM "{t}"'))
-
-
 _pg_migrated: set[str] = set()
 
 
@@ -106,18 +72,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _copy_sqlite(source: Path, target: Path) -> None:
-    """SQLite's online backup: a consistent copy whatever is still in the source's WAL file."""
-    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty database of each kind."""
     if request.param == "sqlite":
         path = tmp_path / "test.db"
-        _copy_sqlite(request.getfixturevalue("sqlite_template"), path)
+        copy_sqlite(request.getfixturevalue("sqlite_template"), path)
         url = f"sqlite:///{path}"
         engine = make_engine(url)
         yield Database(url, engine, "sqlite")
@@ -128,41 +88,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     if url not in _pg_migrated:
         upgrade_to_head(engine, url)
         _pg_migrated.add(url)
-    _truncate_all(engine)
+    truncate_all(engine)
     yield Database(url, engine, "postgresql")
     engine.dispose()
-
-
-def make_settings(db: Database, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": db.url,
-        "admin_api_token": ADMIN_TOKEN,
-        "zoom_webhook_secret_token": ZOOM_SECRET,
-        "zoom_account_id": ACCOUNT_ID,
-        "hubspot_portal_id": PORTAL_ID,
-        "run_worker": False,
-        "auto_migrate": False,
-        "log_format": "json",
-        # Attendance counts as final a short quiet period after the end (production: 600 s); tests
-        # deliver a webinar in one go.
-        "attendance_settle_s": 0.3,
-        # The workflow action's answer must not turn into BLOCK because a loaded test machine is slower
-        # than production's 0.6 s budget; the tests of BLOCK set the production budget themselves.
-        "action_sync_budget_s": 10.0,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-@asynccontextmanager
-async def running_app(settings: Settings, **create_kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app with its lifespan, reached through an in-process ASGI client."""
-    app = create_app(settings, **create_kwargs)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
 
 
 @pytest.fixture
@@ -179,6 +107,3 @@ def settings(database: Database) -> Settings:
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(settings) as c:
         yield c
-
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -34,7 +34,8 @@ from app.models import (
     SyncJob,
     TranscriptState,
 )
-from tests.conftest import ACCOUNT_ID, PORTAL_ID, Database
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 
 
 def _row(model: type[SQLModel], n: int) -> SQLModel:

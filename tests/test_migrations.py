@@ -28,7 +28,8 @@ from app.migrations import (
     upgrade_to_head,
 )
 from app.models import Connection, PortalSettings
-from tests.conftest import ACCOUNT_ID, PORTAL_ID, Database, make_settings, running_app
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

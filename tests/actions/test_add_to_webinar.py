@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from app.actions.rules import HOST_MESSAGE
-from tests.conftest import ADMIN, PORTAL_ID, Database
-from tests.e2e_harness import (
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import (
     ACTION_PATH,
     HOST_EMAIL,
     Harness,
@@ -22,6 +22,7 @@ from tests.e2e_harness import (
     signed_action,
     zoom_sandbox_app,
 )
+from tests.fixtures.service import ADMIN, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Database
-from tests.e2e_harness import ACTION_PATH, action_body, harness, signed_action
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import ACTION_PATH, action_body, harness, signed_action
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from app.actions.resources import build_action_resources
-from tests.conftest import Database
+from tests.fixtures.databases import Database
 
 
 def test_action_resources_follow_the_database(database: Database) -> None:

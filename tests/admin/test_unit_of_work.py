@@ -16,7 +16,8 @@ from app.admin.errors import AdminError, ConflictError
 from app.api.deps import AdminRoute, UnitOfWorkDep
 from app.db import unit_of_work
 from app.models import PortalSettings, SyncJob
-from tests.conftest import ADMIN, PORTAL_ID, Database, make_settings, running_app
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

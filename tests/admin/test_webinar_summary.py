@@ -32,7 +32,8 @@ from app.pull.schedule import latest_job
 from app.sync.audit import exclusion_counts, webinar_people_counts
 from app.sync.inputs import webinar_skip_reason
 from app.sync.op_kind import OpKind
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, make_settings, running_app
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

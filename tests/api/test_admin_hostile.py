@@ -22,7 +22,8 @@ from sqlmodel import Session
 
 from app.db import unit_of_work
 from app.models import Webinar, ZoomUser
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, make_settings, running_app
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

@@ -29,9 +29,10 @@ from app.models import AuditStatus, Connection, Registration, Webinar
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync.audit import add_audit_event, refresh_webinar_audit
 from app.sync.inbox_processor import InboxProcessor
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, make_settings, running_app
-from tests.e2e_harness import harness
-from tests.scenario_helpers import deliver
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import harness
+from tests.fixtures.scenarios import deliver
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

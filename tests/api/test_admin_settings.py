@@ -11,17 +11,17 @@ from sqlmodel import Session
 
 from app.models import ZoomUser
 from app.sandbox.zoom_webhooks import make_delivery
-from tests.conftest import (
+from tests.fixtures.databases import Database
+from tests.fixtures.factories import joined_event
+from tests.fixtures.service import (
     ACCOUNT_ID,
     ADMIN,
     ADMIN_TOKEN,
     PORTAL_ID,
     ZOOM_SECRET,
-    Database,
     make_settings,
     running_app,
 )
-from tests.factories import joined_event
 
 pytestmark = pytest.mark.anyio
 

@@ -38,8 +38,9 @@ from app.db import unit_of_work
 from app.main import create_app
 from app.models import SyncJob, Webinar, ZoomUser
 from app.security import zoom_signature
-from tests.conftest import ACCOUNT_ID, ADMIN_TOKEN, PORTAL_ID, ZOOM_SECRET, Database, make_settings
-from tests.e2e_harness import ACTION_PATH, HS_CLIENT_SECRET, PUBLIC_BASE_URL, signed_action
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import ACTION_PATH, HS_CLIENT_SECRET, PUBLIC_BASE_URL, signed_action
+from tests.fixtures.service import ACCOUNT_ID, ADMIN_TOKEN, PORTAL_ID, ZOOM_SECRET, make_settings
 
 EXAMPLES = (
     20  # per operation and flavour: ~1,000 admin requests and ~160 webhook/action requests per database

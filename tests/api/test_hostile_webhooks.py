@@ -23,8 +23,9 @@ from app.db import unit_of_work
 from app.models import InboxEvent, PortalSettings, Registration, Webinar
 from app.sandbox.zoom_webhooks import sign
 from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
-from tests.conftest import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET, Database
-from tests.factories import joined_event
+from tests.fixtures.databases import Database
+from tests.fixtures.factories import joined_event
+from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN, PORTAL_ID, Database, make_settings, running_app
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

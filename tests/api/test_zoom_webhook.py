@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from app.models import InboxEvent
 from app.sandbox.zoom_webhooks import WebinarScenario, make_delivery, reserialize, sign, url_validation
 from app.security import SignatureFailure, verify_zoom_signature, zoom_signature, zoom_url_validation_token
-from tests.conftest import ZOOM_SECRET, Database, make_settings, running_app
-from tests.factories import joined_event
+from tests.fixtures.databases import Database
+from tests.fixtures.factories import joined_event
+from tests.fixtures.service import ZOOM_SECRET, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from app.sandbox.zoom_webhooks import Participant, WebinarScenario, make_delivery, reserialize
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, Database, _truncate_all, running_app
 from tests.delivery.test_delivery_e2e import delivery_settings, seeded_sandbox, wait_all_done
+from tests.fixtures.databases import Database, truncate_all
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -183,7 +184,7 @@ def hubspot_snapshot(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def run(database: Database, deliver: Any) -> dict[str, Any]:
-    _truncate_all(database.engine)
+    truncate_all(database.engine)
     sandbox_app = seeded_sandbox()
     transport = httpx.ASGITransport(app=sandbox_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hubspot.test") as hs:

@@ -13,8 +13,9 @@ import pytest
 from app.config import Settings
 from app.sandbox.hubspot import create_hubspot_sandbox, sandbox_of
 from app.sandbox.zoom_webhooks import WebinarScenario, shuffled_with_duplicates
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, make_settings, running_app
-from tests.scenario_helpers import deliver
+from tests.fixtures.databases import Database
+from tests.fixtures.scenarios import deliver
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -263,9 +264,9 @@ async def test_scenario_lands_in_hubspot(database: Database) -> None:
 
 async def test_duplicated_shuffled_and_faulty_delivery_converges(database: Database, tmp_path: Any) -> None:
     clean = hubspot_view((await run_scenario(database, build().envelopes))["state"])
-    from tests.conftest import _truncate_all
+    from tests.fixtures.databases import truncate_all
 
-    _truncate_all(database.engine)
+    truncate_all(database.engine)
     noisy = await run_scenario(
         database, shuffled_with_duplicates(build().envelopes, seed=5), error_rate=0.2, burst_429=5, seed=9
     )

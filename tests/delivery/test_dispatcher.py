@@ -35,7 +35,8 @@ from app.models import AuditEntry, Connection, InboxEvent, OutboxOp, PortalSetti
 from app.queue_status import status_counts
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync.inbox_processor import InboxProcessor
-from tests.conftest import ACCOUNT_ID, PORTAL_ID, Database
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
 

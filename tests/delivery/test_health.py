@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN, PORTAL_ID, Database, make_settings, running_app
 from tests.delivery.test_delivery_e2e import (
     WEBINAR,
     build,
@@ -25,8 +24,10 @@ from tests.delivery.test_delivery_e2e import (
     seeded_sandbox,
     wait_all_done,
 )
-from tests.e2e_harness import harness
-from tests.scenario_helpers import deliver, wait_inbox_idle
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import harness
+from tests.fixtures.scenarios import deliver, wait_inbox_idle
+from tests.fixtures.service import ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

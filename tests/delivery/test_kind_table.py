@@ -19,7 +19,8 @@ from app.delivery.ops import DONE, ClaimedOp, Result, Verdict
 from app.integrations.hubspot import HubSpotClient
 from app.models import OutboxOp, OutboxState
 from app.sync.op_kind import OpKind
-from tests.conftest import ACCOUNT_ID, PORTAL_ID, Database
+from tests.fixtures.databases import Database
+from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
 

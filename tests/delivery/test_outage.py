@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN, PORTAL_ID, Database, _truncate_all, running_app
 from tests.delivery.test_delivery_e2e import (
     WEBINAR,
     build,
@@ -26,7 +25,9 @@ from tests.delivery.test_delivery_e2e import (
     seeded_sandbox,
     wait_all_done,
 )
-from tests.scenario_helpers import deliver, wait_inbox_idle
+from tests.fixtures.databases import Database, truncate_all
+from tests.fixtures.scenarios import deliver, wait_inbox_idle
+from tests.fixtures.service import ADMIN, PORTAL_ID, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +86,7 @@ async def stays_down(client: httpx.AsyncClient, outage: str) -> None:
 @pytest.mark.parametrize("outage", ["brief", "long"])
 async def test_outage_loses_nothing_and_everything_lands_after_it(database: Database, outage: str) -> None:
     clean = hubspot_view((await run_scenario(database, build().envelopes))["state"])
-    _truncate_all(database.engine)
+    truncate_all(database.engine)
 
     sandbox_app = seeded_sandbox()
     transport = httpx.ASGITransport(app=sandbox_app)

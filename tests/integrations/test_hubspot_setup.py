@@ -43,7 +43,7 @@ from app.integrations.hubspot.setup_templates import (
 from app.migrations import upgrade_to_head
 from app.models import HubSpotSetupItem
 from app.sandbox.hubspot import create_hubspot_sandbox, sandbox_of
-from tests.conftest import Database
+from tests.fixtures.databases import Database
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
-from tests.conftest import Database
+from tests.fixtures.databases import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 

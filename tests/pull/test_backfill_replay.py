@@ -15,9 +15,10 @@ from app.pull import commands
 from app.pull.commands import backfill, replay
 from app.pull.jobs import JobRunner
 from app.sandbox.zoom_state import ZoomSandbox
-from tests.conftest import ADMIN, PORTAL_ID, Database
 from tests.delivery.test_delivery_e2e import hubspot_view
-from tests.e2e_harness import Harness, harness, zoom_sandbox_app
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import Harness, harness, zoom_sandbox_app
+from tests.fixtures.service import ADMIN, PORTAL_ID
 from tests.pull.test_sync_now import always, play
 
 pytestmark = pytest.mark.anyio
@@ -160,7 +161,7 @@ async def test_replay_converges_on_the_same_hubspot_state(database: Database) ->
 
 
 def test_replay_command_refuses_bad_input(database: Database, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import make_settings
+    from tests.fixtures.service import make_settings
 
     settings = make_settings(database)
     assert commands.run_replay_command("not-a-number", settings=settings) == 2

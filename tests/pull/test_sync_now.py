@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from app.sandbox.zoom_state import ZoomSandbox
-from tests.conftest import ADMIN, PORTAL_ID, Database
 from tests.delivery.test_delivery_e2e import hubspot_view
-from tests.e2e_harness import Harness, harness
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import Harness, harness
+from tests.fixtures.service import ADMIN, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
@@ -97,9 +98,9 @@ async def run(database: Database, emit: Emit, *, pull: bool, **overrides: Any) -
 
 async def test_sync_now_after_losing_half_the_webhooks_matches_full_delivery(database: Database) -> None:
     full = await run(database, always, pull=False)
-    from tests.conftest import _truncate_all
+    from tests.fixtures.databases import truncate_all
 
-    _truncate_all(database.engine)
+    truncate_all(database.engine)
     half = await run(database, every_other(), pull=True)
     assert half["view"] == full["view"], half["diagnostics"]
     contacts = full["view"]["contacts"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.sync.events import BadEventError, parse_event, parse_time, person_key
-from tests.factories import joined_event
+from tests.fixtures.factories import joined_event
 
 
 def _body(env: dict[str, Any]) -> bytes:

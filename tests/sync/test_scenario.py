@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from app.sandbox.zoom_webhooks import WebinarScenario, shuffled_with_duplicates
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, _truncate_all, make_settings, running_app
-from tests.scenario_helpers import deliver, snapshot, wait_inbox_idle
+from tests.fixtures.databases import Database, truncate_all
+from tests.fixtures.scenarios import deliver, snapshot, wait_inbox_idle
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +117,7 @@ async def test_scenario_and_its_shuffled_duplicated_replay_converge(database: Da
         await _check_outcome(client, expect)
     first = snapshot(database.engine)
 
-    _truncate_all(database.engine)
+    truncate_all(database.engine)
     async with running_app(settings) as client:
         await _run(client, shuffled_with_duplicates(created, seed=7), shuffled_with_duplicates(rest, seed=8))
         await _check_outcome(client, expect)

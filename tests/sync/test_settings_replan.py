@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from app.sandbox.zoom_webhooks import WebinarScenario
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, Database, make_settings, running_app
-from tests.scenario_helpers import deliver, wait_inbox_idle
+from tests.fixtures.databases import Database
+from tests.fixtures.scenarios import deliver, wait_inbox_idle
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,24 +31,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
-from app.db import make_engine, unit_of_work, utcnow
+from app.db import unit_of_work, utcnow
 from app.ingest.replan import requeue_failed
 from app.ingest.zoom_events import inbox_row as app_inbox_row
 from app.ingest.zoom_events import parse_envelope
-from app.migrations import alembic_config, current_revision, upgrade_to_head
+from app.migrations import current_revision
 from app.models import Connection, InboxEvent, PortalSettings, Registration
 from app.sandbox.zoom_webhooks import WebinarScenario, big_webinar, make_delivery
 from app.sync import inbox_processor
 from app.sync.events import parse_event
 from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
-from tests.conftest import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, Database, make_settings, running_app
-from tests.scenario_helpers import deliver, snapshot, wait_inbox_idle
+from tests.fixtures.databases import Database, fresh_pg_database, fresh_sqlite_database
+from tests.fixtures.scenarios import deliver, snapshot, wait_inbox_idle
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, make_settings, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -102,48 +101,6 @@ def interleave(*streams: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 # --------------------------------------------------------------------------------------------------
 # Databases
 # --------------------------------------------------------------------------------------------------
-
-
-def migrate(engine: Engine, url: str, revision: str | None) -> None:
-    if revision is None:
-        return
-    if revision == "head":
-        upgrade_to_head(engine, url)
-        return
-    cfg = alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-
-
-@contextmanager
-def fresh_pg_database(server_url: str, revision: str | None = "head") -> Iterator[Database]:
-    """Another database on the same PostgreSQL server, dropped afterwards."""
-    name = f"zh_worker_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url, pool_size=2)
-    try:
-        migrate(engine, url, revision)
-        yield Database(url, engine, "postgresql")
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def fresh_sqlite_database(path: Path, revision: str | None = "head") -> Iterator[Database]:
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    try:
-        migrate(engine, url, revision)
-        yield Database(url, engine, "sqlite")
-    finally:
-        engine.dispose()
 
 
 @contextmanager

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
 from app.db import database_unreachable, make_engine
-from tests.resilience._support import with_port
-from tests.tcp_proxy import Mode, TcpProxy, tcp_proxy
+from tests.fixtures.service_process import with_port
+from tests.fixtures.tcp_proxy import Mode, TcpProxy, tcp_proxy
 
 # Safety net for a call that should fail within about 5 s (ping 2 s + connect 3 s); without the
 # bounds it never returns.

@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from app.server import MAX_HEADER_LINES
-from tests.conftest import ADMIN_TOKEN, ZOOM_SECRET
+from tests.fixtures.service import ADMIN_TOKEN, ZOOM_SECRET
 
 pytestmark = pytest.mark.slow
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HEADER_TIMEOUT_S = 1.0
 SHUTDOWN_TIMEOUT_S = 2
 # Longer than any limit under test, shorter than the request guard's 30 s body timeout.

@@ -37,18 +37,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from app.db import make_engine
 from app.migrations import upgrade_to_head
 from app.sandbox.hubspot import create_hubspot_sandbox
 from app.sandbox.zoom_webhooks import Delivery, big_webinar, make_delivery
 from bench._common import UvicornProcess, free_port, start_uvicorn
-from tests.conftest import ACCOUNT_ID, ADMIN, ADMIN_TOKEN, PORTAL_ID, ZOOM_SECRET, Database, make_settings
-from tests.conftest import running_app as running_app_in_process
 from tests.delivery.test_convergence import hubspot_snapshot
+from tests.fixtures.databases import Database, fresh_pg_database
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, ADMIN_TOKEN, PORTAL_ID, ZOOM_SECRET, make_settings
+from tests.fixtures.service import running_app as running_app_in_process
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.anyio]
 
@@ -186,26 +186,6 @@ class Cluster:
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("worker*.log")))
-
-
-@contextmanager
-def fresh_pg_database(server_url: str) -> Iterator[str]:
-    """A new, migrated database on the test server; dropped afterwards."""
-    name = f"zh_chaos_{random.randrange(16**8):08x}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    try:
-        upgrade_to_head(engine, url)
-        engine.dispose()
-        yield url
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -431,7 +411,8 @@ async def disturbed_run(
 
 @pytest.fixture
 def chaos_database(pg_server_url: str) -> Iterator[str]:
-    with fresh_pg_database(pg_server_url) as url:
+    with fresh_pg_database(pg_server_url, prefix="zh_chaos") as db:
+        url = db.url
         yield url
 
 

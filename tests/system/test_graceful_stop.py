@@ -42,13 +42,13 @@ from app.sandbox.hubspot_state import HubSpotSandbox
 from app.sandbox.zoom_webhooks import big_webinar, make_delivery
 from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from bench._common import free_port
-from tests.conftest import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET
-from tests.e2e_harness import APP_ID, HS_TOKEN, hubspot_sandbox_app
-from tests.resilience._support import (
+from tests.fixtures.databases import fresh_pg_database
+from tests.fixtures.e2e import APP_ID, HS_TOKEN, hubspot_sandbox_app
+from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET
+from tests.fixtures.service_process import (
     WEBHOOK_PATH,
     Sender,
     delivery_key,
-    fresh_pg_database,
     inbox_keys,
     start_service,
     status_counts,
@@ -67,7 +67,8 @@ EXIT_SAFETY_S = 25.0
 
 @pytest.fixture
 def pg_database(pg_server_url: str) -> Iterator[str]:
-    with fresh_pg_database(pg_server_url) as url:
+    with fresh_pg_database(pg_server_url, prefix="zh_resil") as fresh:
+        url = fresh.url
         yield url
 
 

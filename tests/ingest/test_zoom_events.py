@@ -11,8 +11,8 @@ import pytest
 
 from app.ingest.zoom_events import EnvelopeError, delivery_key, parse_envelope
 from app.sandbox.zoom_webhooks import WebinarScenario, make_delivery, reserialize
-from tests.conftest import ACCOUNT_ID, ZOOM_SECRET
-from tests.factories import joined_event
+from tests.fixtures.factories import joined_event
+from tests.fixtures.service import ACCOUNT_ID, ZOOM_SECRET
 
 START = datetime(2026, 1, 1, 16, tzinfo=UTC)
 

@@ -29,12 +29,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.sandbox.zoom_webhooks import big_webinar
-from tests.conftest import ACCOUNT_ID
-from tests.resilience._support import (
+from tests.fixtures.databases import fresh_pg_database
+from tests.fixtures.service import ACCOUNT_ID
+from tests.fixtures.service_process import (
     Answer,
     Sender,
     first,
-    fresh_pg_database,
     inbox_keys,
     inbox_states,
     start_service,
@@ -43,7 +43,7 @@ from tests.resilience._support import (
     watch_engine,
     with_port,
 )
-from tests.tcp_proxy import TcpProxy, tcp_proxy
+from tests.fixtures.tcp_proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,8 @@ MARGIN_S = 2.0
 @pytest.fixture
 def pg_through_proxy(pg_server_url: str) -> Iterator[tuple[str, str, TcpProxy]]:
     """(direct URL, URL through the proxy, proxy) of a fresh migrated database."""
-    with fresh_pg_database(pg_server_url) as direct:
+    with fresh_pg_database(pg_server_url, prefix="zh_resil") as fresh:
+        direct = fresh.url
         target = make_url(direct)
         with tcp_proxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
             yield direct, with_port(direct, proxy.port), proxy

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Database
-from tests.e2e_harness import harness
-from tests.recordings.test_recordings_e2e import (
+from tests.delivery.test_recordings_e2e import (
     ATTENDEES,
     assert_synced,
     calls,
@@ -21,6 +19,8 @@ from tests.recordings.test_recordings_e2e import (
     record,
     recordable_events,
 )
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import harness
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT
-from tests.conftest import ADMIN, PORTAL_ID, Database
-from tests.e2e_harness import HOST_EMAIL, Harness, harness
-from tests.scenario_helpers import deliver
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import HOST_EMAIL, Harness, harness
+from tests.fixtures.scenarios import deliver
+from tests.fixtures.service import ADMIN, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
 
