@@ -36,7 +36,7 @@ from app.models import (
     Webinar,
     ZoomUser,
 )
-from app.sync.inputs import portal_rules
+from app.sync.inputs import host_facts_of, portal_rules
 from app.sync.op_kind import OpKind
 from app.sync.planner import WebinarKey
 from app.sync.rules import EmailExclusion, HostFacts, WebinarFacts, WebinarSkipReason, webinar_decision
@@ -93,8 +93,8 @@ class WebinarSummary:
 
 
 # Outbox kinds that belong to one webinar. Contact refreshes belong to an email (webinar_id NULL).
-_WEBINAR_OP_KINDS = sorted(k.value for k in OpKind if k is not OpKind.CONTACT_REFRESH)
-_INBOX_FAILED = (InboxState.FAILED.value, InboxState.DEAD.value)
+_WEBINAR_OP_KINDS = sorted(k for k in OpKind if k is not OpKind.CONTACT_REFRESH)
+_INBOX_FAILED = (InboxState.FAILED, InboxState.DEAD)
 
 
 def sync_state(skip: str | None, key: WebinarKey, work: Work) -> tuple[SyncState, str | None]:
@@ -175,7 +175,7 @@ def _load_work(session: Session, portal_id: int, page: _Page) -> Work:
     outbox = session.exec(
         select(OutboxOp.zoom_account_id, OutboxOp.webinar_id, OutboxOp.state)
         .where(
-            col(OutboxOp.state).in_([OutboxState.PENDING.value, OutboxState.FAILED.value]),
+            col(OutboxOp.state).in_([OutboxState.PENDING, OutboxState.FAILED]),
             OutboxOp.portal_id == portal_id,
             col(OutboxOp.kind).in_(_WEBINAR_OP_KINDS),
             col(OutboxOp.zoom_account_id).in_(accounts),
@@ -185,20 +185,20 @@ def _load_work(session: Session, portal_id: int, page: _Page) -> Work:
     ).all()
     for account, webinar_id, state in outbox:
         key = (account, str(webinar_id))
-        (work.pending if state == OutboxState.PENDING.value else work.delivery_failed).add(key)
+        (work.pending if state == OutboxState.PENDING else work.delivery_failed).add(key)
     # Events stored without an account id (rare) belong to the webinar with their webinar id.
     inbox = session.exec(
         select(InboxEvent.zoom_account_id, InboxEvent.webinar_id, InboxEvent.state)
         .where(
             col(InboxEvent.webinar_id).in_(ids),
-            col(InboxEvent.state).in_([InboxState.PENDING.value, *_INBOX_FAILED]),
+            col(InboxEvent.state).in_([InboxState.PENDING, *_INBOX_FAILED]),
             or_(col(InboxEvent.zoom_account_id).in_(accounts), col(InboxEvent.zoom_account_id).is_(None)),
         )
         .group_by(col(InboxEvent.zoom_account_id), col(InboxEvent.webinar_id), col(InboxEvent.state))
     ).all()
     for event_account, event_webinar, event_state in inbox:
         matched = {k for k in keys if k[1] == event_webinar and event_account in (None, k[0])}
-        (work.pending if event_state == InboxState.PENDING.value else work.event_failed).update(matched)
+        (work.pending if event_state == InboxState.PENDING else work.event_failed).update(matched)
     # Data received: registrations, attendance or recordings (what people-level operations come from).
     for model in (Registration, AttendanceMark, Recording):
         found = session.exec(
@@ -224,17 +224,7 @@ def _hosts(session: Session, page: _Page) -> dict[tuple[str, str], ZoomUser]:
 def _host_facts(hosts: dict[tuple[str, str], ZoomUser], webinar: Webinar) -> HostFacts:
     """`sync.inputs.host_facts` for the webinar's own host, from the page's users."""
     host_id = webinar.host_id
-    user = hosts.get((webinar.zoom_account_id, host_id)) if host_id else None
-    if user is None:
-        return HostFacts(
-            zoom_user_id=host_id or "", email=None, sync_new_webinars_by_default=True, sync_recordings=False
-        )
-    return HostFacts(
-        zoom_user_id=user.zoom_user_id,
-        email=user.email,
-        sync_new_webinars_by_default=user.sync_new_webinars_by_default,
-        sync_recordings=user.sync_recordings,
-    )
+    return host_facts_of(hosts.get((webinar.zoom_account_id, host_id)) if host_id else None, host_id)
 
 
 def _people(session: Session, page: _Page) -> dict[WebinarKey, PeopleCounts]:
@@ -322,7 +312,7 @@ def _marketing_state_ops(
         select(OutboxOp.zoom_account_id, OutboxOp.webinar_id, OutboxOp.state, func.count())
         .where(
             OutboxOp.portal_id == portal_id,
-            OutboxOp.kind == OpKind.MARKETING_STATE.value,
+            OutboxOp.kind == OpKind.MARKETING_STATE,
             col(OutboxOp.zoom_account_id).in_(page.accounts),
             col(OutboxOp.webinar_id).in_(page.ids),
         )
@@ -330,7 +320,7 @@ def _marketing_state_ops(
     ).all():
         key = (account, str(webinar_id))
         planned[key] += int(n)
-        if state == OutboxState.DONE.value:
+        if state == OutboxState.DONE:
             synced[key] += int(n)
     return planned, synced
 

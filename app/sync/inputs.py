@@ -27,6 +27,12 @@ def portal_rules(settings: PortalSettings) -> PortalRules:
 def host_facts(session: Session, webinar: Webinar, host_id: str | None = None) -> HostFacts:
     host_id = host_id or webinar.host_id
     user = session.get(ZoomUser, (webinar.zoom_account_id, host_id)) if host_id else None
+    return host_facts_of(user, host_id)
+
+
+def host_facts_of(user: ZoomUser | None, host_id: str | None) -> HostFacts:
+    """A host's facts from its stored user; a host never seen keeps the defaults (syncs new
+    webinars, no recordings)."""
     if user is None:
         return HostFacts(
             zoom_user_id=host_id or "",
