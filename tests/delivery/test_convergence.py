@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from app.sandbox.zoom_webhooks import Participant, WebinarScenario, make_delivery, reserialize
-from tests.delivery.test_delivery_e2e import delivery_settings, seeded_sandbox, wait_all_done
 from tests.fixtures.databases import Database, truncate_all
+from tests.fixtures.delivery import delivery_settings, seeded_sandbox, wait_all_done
+from tests.fixtures.hubspot_views import hubspot_snapshot
 from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, running_app
 
 pytestmark = pytest.mark.anyio
@@ -133,54 +134,6 @@ async def deliver_disordered(client: httpx.AsyncClient, envelopes: list[dict[str
     await post(client, now, concurrency=8)
     await asyncio.sleep(LATE_AFTER_S)
     await post(client, late + rng.sample(now, 5), concurrency=8)
-
-
-def hubspot_snapshot(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything the run left at HubSpot, keyed by email instead of the ids the sandbox handed out in
-    arrival order; only HubSpot's own bookkeeping (ids, creation and write times, counters) left out."""
-    contacts = {c["id"]: c for c in state["contacts"]}
-    email_of = {cid: c["properties"].get("email") for cid, c in contacts.items()}
-    bookkeeping = {"hs_object_id", "createdate", "lastmodifieddate"}
-    events = sorted(
-        (
-            e["id"],
-            e["eventTemplateId"],
-            email_of.get(e["objectId"]),
-            sorted(e["tokens"].items()),
-            e["timestamp"],
-        )
-        for e in state["timeline_events"]
-    )
-    marketing = []
-    for m in state["marketing_events"]:
-        fields = {
-            k: v for k, v in m.items() if k not in ("objectId", "createdAt", "updatedAt", "completedAt")
-        }
-        fields["attendance"] = sorted(
-            (
-                email_of.get(cid),
-                a["state"],
-                a["interactionDateTime"],
-                a["attended"],
-                a["joinedAt"],
-                a["leftAt"],
-            )
-            for cid, a in m["attendance"].items()
-        )
-        marketing.append(fields)
-    return {
-        "contacts": sorted(
-            (
-                c["properties"].get("email"),
-                sorted((k, v) for k, v in c["properties"].items() if k not in bookkeeping),
-            )
-            for c in state["contacts"]
-            if not c.get("archived")
-        ),
-        "timeline_events": events,
-        "marketing_events": marketing,
-        "calls": state["calls"],
-    }
 
 
 async def run(database: Database, deliver: Any) -> dict[str, Any]:

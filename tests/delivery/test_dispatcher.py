@@ -29,13 +29,13 @@ from app.delivery.dispatcher import DispatchConfig, Dispatcher, DispatchOutcome
 from app.delivery.facts import FactsResolver, db_hubspot_facts
 from app.delivery.ops import event_id
 from app.ingest.replan import enqueue_replan
-from app.ingest.zoom_events import delivery_key, parse_envelope
 from app.integrations.hubspot import HubSpotClient
-from app.models import AuditEntry, Connection, InboxEvent, OutboxOp, PortalSettings, Registration
+from app.models import AuditEntry, Connection, OutboxOp, PortalSettings, Registration
 from app.queue_status import status_counts
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync.inbox_processor import InboxProcessor
 from tests.fixtures.databases import Database
+from tests.fixtures.inbox import store_events
 from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
@@ -128,27 +128,6 @@ def connect_portal(db: Database) -> None:
     with unit_of_work(db.engine) as session:
         session.add(Connection(portal_id=PORTAL_ID, zoom_account_id=ACCOUNT_ID, is_primary=True))
         session.add(PortalSettings(portal_id=PORTAL_ID, webinar_sync_enabled=True))
-
-
-def store_events(db: Database, envelopes: Sequence[dict[str, Any]]) -> None:
-    """What POST /webhooks/zoom stores for each delivery."""
-    now = utcnow()
-    with unit_of_work(db.engine) as session:
-        for envelope in envelopes:
-            raw = json.dumps(envelope).encode()
-            parsed = parse_envelope(raw)
-            session.add(
-                InboxEvent(
-                    delivery_key=delivery_key(parsed),
-                    event=parsed.event,
-                    event_ts=parsed.event_ts,
-                    zoom_account_id=parsed.account_id,
-                    webinar_id=parsed.webinar_id,
-                    raw_body=raw,
-                    received_at=now,
-                    next_attempt_at=now,
-                )
-            )
 
 
 def process_inbox(db: Database) -> None:

@@ -16,15 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.delivery.test_delivery_e2e import (
-    WEBINAR,
-    build,
-    delivery_settings,
-    seed,
-    seeded_sandbox,
-    wait_all_done,
-)
 from tests.fixtures.databases import Database
+from tests.fixtures.delivery import WEBINAR, build, delivery_settings, seed, seeded_sandbox, wait_all_done
 from tests.fixtures.e2e import harness
 from tests.fixtures.scenarios import deliver, wait_inbox_idle
 from tests.fixtures.service import ADMIN, PORTAL_ID, make_settings, running_app

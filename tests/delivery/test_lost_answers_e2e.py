@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.delivery.test_recordings_e2e import (
+from tests.fixtures.databases import Database
+from tests.fixtures.e2e import harness
+from tests.fixtures.recordings import (
     ATTENDEES,
     assert_synced,
     calls,
@@ -19,8 +21,6 @@ from tests.delivery.test_recordings_e2e import (
     record,
     recordable_events,
 )
-from tests.fixtures.databases import Database
-from tests.fixtures.e2e import harness
 
 pytestmark = pytest.mark.anyio
 

@@ -15,17 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.delivery.test_delivery_e2e import (
+from tests.fixtures.databases import Database, truncate_all
+from tests.fixtures.delivery import (
     WEBINAR,
     build,
     delivery_settings,
-    hubspot_view,
     run_scenario,
     seed,
     seeded_sandbox,
     wait_all_done,
 )
-from tests.fixtures.databases import Database, truncate_all
+from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.scenarios import deliver, wait_inbox_idle
 from tests.fixtures.service import ADMIN, PORTAL_ID, running_app
 

@@ -5,15 +5,30 @@ sandbox, its cloud recording announced by signed webhooks, and what lands in the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import pytest
 
-from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT
 from tests.fixtures.databases import Database
-from tests.fixtures.e2e import HOST_EMAIL, Harness, harness
+from tests.fixtures.e2e import HOST_EMAIL, harness
+from tests.fixtures.recordings import (
+    ATTENDEES,
+    MINUTE,
+    TOPIC,
+    assert_not_synced,
+    assert_synced,
+    associated,
+    audit,
+    calls,
+    contact_id,
+    entries,
+    host_user_id,
+    play_webinar,
+    record,
+    recordable_events,
+    set_host_switch,
+    zoom_recording,
+)
 from tests.fixtures.scenarios import deliver
 from tests.fixtures.service import ADMIN, PORTAL_ID
 
@@ -24,11 +39,6 @@ def link_paragraph(share_url: str) -> str:
     """The call body ends with the recording link (HTML: hs_call_body is rich text)."""
     return f'<p>Recording: <a href="{share_url}">{share_url}</a></p>'
 
-
-MINUTE = timedelta(minutes=1)
-TOPIC = "Quarterly product update"
-ATTENDEES = {"ann@example.com": ("Ann", "Attendee"), "bob@example.com": ("Bob", "Rejoiner")}
-ABSENT = ("nina@example.com", "Nina", "Noshow")
 
 # Two speakers, cues spanning several lines, a NOTE block and cue settings (case 10).
 MULTILINE_VTT = """WEBVTT
@@ -55,142 +65,6 @@ be shared afterwards?
 00:00:10.500 --> 00:00:12.000
 Ada Lovelace: Yes, with the recording.
 """
-
-
-@dataclass
-class Played:
-    webinar_id: str
-    t0: datetime  # actual start; the webinar lasts 60 minutes
-    host_user_id: str
-
-
-def audit_url(webinar_id: str) -> str:
-    return f"/api/v1/portals/{PORTAL_ID}/webinars/{webinar_id}/audit-log"
-
-
-async def audit(h: Harness, webinar_id: str) -> list[dict[str, Any]]:
-    r = await h.client.get(audit_url(webinar_id), headers=ADMIN)
-    assert r.status_code == 200, r.text
-    entries: list[dict[str, Any]] = r.json()
-    return entries
-
-
-async def entries(h: Harness, webinar_id: str, code: str) -> list[dict[str, Any]]:
-    return [e for e in await audit(h, webinar_id) if e["code"] == code]
-
-
-def host_user_id(h: Harness) -> str:
-    [user] = [u for u in h.zoom.snapshot()["users"] if u["email"] == HOST_EMAIL]
-    return str(user["id"])
-
-
-async def set_host_switch(h: Harness, zoom_user_id: str, on: bool) -> None:
-    r = await h.client.get(f"/api/v1/portals/{PORTAL_ID}/zoom-users", headers=ADMIN)
-    assert r.status_code == 200, r.text
-    assert zoom_user_id in [u["zoom_user_id"] for u in r.json()], r.json()
-    r = await h.client.patch(
-        f"/api/v1/portals/{PORTAL_ID}/zoom-users/{zoom_user_id}",
-        headers=ADMIN,
-        json={"sync_recordings": on},
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["sync_recordings"] is on
-
-
-async def play_webinar(
-    h: Harness,
-    *,
-    recording_sync: str = "all",
-    recording_sync_users: list[str] | None = None,
-    recording_exclusion_domains: list[str] | None = None,
-    host_switch: bool = True,
-    attend: bool = True,
-) -> Played:
-    """Settings, then a webinar: created, 3 registrants, started, 2 of them join and leave (Bob twice),
-    ended 60 minutes after the start. No recording yet."""
-    await h.settings_patch(
-        webinar_sync_enabled=True,
-        recording_sync=recording_sync,
-        recording_sync_users=recording_sync_users or [],
-        recording_exclusion_domains=recording_exclusion_domains or [],
-    )
-    t0 = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
-    created = await h.zoom.create_webinar(topic=TOPIC, start_time=t0, at=t0 - timedelta(days=2))
-    webinar_id = str(created.result["id"])
-    await h.wait_done()  # webinar.created names the host: now it is a Zoom user of the service
-    host = host_user_id(h)
-    await set_host_switch(h, host, host_switch)
-
-    ids: dict[str, str] = {}
-    for email, (first, last) in [*ATTENDEES.items(), (ABSENT[0], ABSENT[1:])]:
-        reg = await h.zoom.register(webinar_id, email, first, last, at=t0 - timedelta(days=1))
-        ids[email] = str(reg.result["id"])
-    await h.zoom.start(webinar_id, at=t0)
-    if attend:
-        ann, bob = ids["ann@example.com"], ids["bob@example.com"]
-        await h.zoom.join(webinar_id, registrant_id=ann, at=t0 + 1 * MINUTE)
-        await h.zoom.join(webinar_id, registrant_id=bob, at=t0 + 2 * MINUTE)
-        await h.zoom.leave(webinar_id, registrant_id=bob, at=t0 + 20 * MINUTE)
-        await h.zoom.join(webinar_id, registrant_id=bob, at=t0 + 30 * MINUTE)  # rejoins
-        await h.zoom.leave(webinar_id, registrant_id=bob, at=t0 + 50 * MINUTE)
-        await h.zoom.leave(webinar_id, registrant_id=ann, at=t0 + 55 * MINUTE)
-    await h.zoom.end(webinar_id, at=t0 + 60 * MINUTE)
-    await h.wait_done()
-    return Played(webinar_id, t0, host)
-
-
-async def record(h: Harness, played: Played, **kwargs: Any) -> None:
-    await h.zoom.add_recording(played.webinar_id, at=played.t0 + 75 * MINUTE, **kwargs)
-    await h.wait_done()
-
-
-def calls(h: Harness) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = h.portal_state()["calls"]
-    return found
-
-
-def contact_id(h: Harness, email: str) -> str:
-    [found] = [c["id"] for c in h.portal_state()["contacts"] if c["properties"].get("email") == email]
-    return str(found)
-
-
-def recordable_events(h: Harness) -> list[dict[str, Any]]:
-    [template_id] = [t for t, tpl in h.hubspot.templates.items() if tpl.name == TEMPLATE_RECORDABLE_EVENT]
-    events: list[dict[str, Any]] = [
-        e for e in h.portal_state()["timeline_events"] if e["eventTemplateId"] == template_id
-    ]
-    return events
-
-
-def associated(call: dict[str, Any]) -> set[str]:
-    return {a["id"] for a in call["associations"]["contacts"]["results"]}
-
-
-def zoom_recording(h: Harness, webinar_id: str) -> dict[str, Any]:
-    rec: dict[str, Any] = h.zoom.webinar_snapshot(h.zoom.webinar(webinar_id))["recording"]
-    return rec
-
-
-async def assert_not_synced(h: Harness, played: Played, reason: str) -> None:
-    assert calls(h) == []
-    assert recordable_events(h) == []
-    found = await entries(h, played.webinar_id, "recording_not_synced")
-    assert [(e["status"], e["details"].get("reason")) for e in found] == [("warning", reason)], found
-    assert await entries(h, played.webinar_id, "recording_synced") == []
-
-
-async def assert_synced(h: Harness, played: Played) -> dict[str, Any]:
-    """Exactly one call on exactly the two attendees, with a recordable event each; the call."""
-    [call] = calls(h)
-    attendee_ids = {contact_id(h, e) for e in ATTENDEES}
-    assert associated(call) == attendee_ids
-    assert contact_id(h, ABSENT[0]) not in associated(call)
-    events = recordable_events(h)
-    assert sorted(e["objectId"] for e in events) == sorted(attendee_ids)
-    [synced] = await entries(h, played.webinar_id, "recording_synced")
-    assert synced["status"] == "success", synced
-    assert await entries(h, played.webinar_id, "recording_not_synced") == []
-    return call
 
 
 # ---- 1. everything on ---------------------------------------------------------------------------------

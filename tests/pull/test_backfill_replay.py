@@ -15,11 +15,11 @@ from app.pull import commands
 from app.pull.commands import backfill, replay
 from app.pull.jobs import JobRunner
 from app.sandbox.zoom_state import ZoomSandbox
-from tests.delivery.test_delivery_e2e import hubspot_view
 from tests.fixtures.databases import Database
 from tests.fixtures.e2e import Harness, harness, zoom_sandbox_app
+from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.service import ADMIN, PORTAL_ID
-from tests.pull.test_sync_now import always, play
+from tests.fixtures.webinar_play import always, play
 
 pytestmark = pytest.mark.anyio
 DAY = timedelta(days=1)

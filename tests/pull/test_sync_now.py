@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from app.sandbox.zoom_state import ZoomSandbox
-from tests.delivery.test_delivery_e2e import hubspot_view
 from tests.fixtures.databases import Database
 from tests.fixtures.e2e import Harness, harness
+from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.service import ADMIN, PORTAL_ID
+from tests.fixtures.webinar_play import Emit, always, every_other, play
 
 pytestmark = pytest.mark.anyio
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-MIN = timedelta(minutes=1)
-Emit = Callable[[], bool]
-
-
-async def play(zoom: ZoomSandbox, emit: Emit) -> str:
-    """A webinar with registrations, a cancellation, rejoins, a guest and the end; `emit` decides,
-    action by action, whether Zoom's webhook reaches the service (False: lost)."""
-    created = await zoom.create_webinar(topic="Pull webinar", start_time=T0, duration=60, emit=True)
-    wid = str(created.result["id"])
-    ids = {}
-    for email, first in (("ann@example.com", "Ann"), ("bob@example.com", "Bob"), ("cara@example.com", "Cara"),
-                         ("dan@example.com", "Dan")):  # fmt: skip
-        reg = await zoom.register(wid, email, first, "Puller", at=T0 - 2 * MIN * 60, emit=emit())
-        ids[email] = reg.result["id"]
-    await zoom.cancel(wid, ids["bob@example.com"], at=T0 - 60 * MIN, emit=emit())
-    await zoom.start(wid, at=T0, emit=True)
-    ann = await zoom.join(wid, registrant_id=ids["ann@example.com"], at=T0 + MIN, emit=emit())
-    await zoom.leave(wid, user_id=ann.result["user_id"], at=T0 + 31 * MIN, emit=emit())
-    cara = await zoom.join(wid, registrant_id=ids["cara@example.com"], at=T0 + 10 * MIN, emit=emit())
-    await zoom.leave(wid, user_id=cara.result["user_id"], at=T0 + 20 * MIN, emit=emit())
-    cara2 = await zoom.join(wid, registrant_id=ids["cara@example.com"], at=T0 + 30 * MIN, emit=emit())
-    await zoom.leave(wid, user_id=cara2.result["user_id"], at=T0 + 50 * MIN, emit=emit())
-    dan = await zoom.join(wid, registrant_id=ids["dan@example.com"], at=T0 + 5 * MIN, emit=emit())
-    await zoom.leave(wid, user_id=dan.result["user_id"], at=T0 + 6 * MIN, emit=emit())
-    await zoom.end(wid, at=T0 + 60 * MIN, emit=True)
-    return wid
-
-
-def always() -> bool:
-    return True
-
-
-def every_other() -> Emit:
-    flip = itertools.cycle([True, False])
-    return lambda: next(flip)
 
 
 async def sync_now(h: Harness, wid: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from app.models import AuditEntry, Connection, InboxEvent, PortalSettings
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync import inbox_processor
 from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
-from tests.delivery.test_dispatcher import store_events
 from tests.fixtures.databases import Database
+from tests.fixtures.inbox import store_events
 from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 
 T0 = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)

@@ -45,8 +45,8 @@ from app.migrations import upgrade_to_head
 from app.sandbox.hubspot import create_hubspot_sandbox
 from app.sandbox.zoom_webhooks import Delivery, big_webinar, make_delivery
 from bench._common import UvicornProcess, free_port, start_uvicorn
-from tests.delivery.test_convergence import hubspot_snapshot
 from tests.fixtures.databases import Database, fresh_pg_database
+from tests.fixtures.hubspot_views import hubspot_snapshot
 from tests.fixtures.service import ACCOUNT_ID, ADMIN, ADMIN_TOKEN, PORTAL_ID, ZOOM_SECRET, make_settings
 from tests.fixtures.service import running_app as running_app_in_process
 

@@ -44,6 +44,7 @@ from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from bench._common import free_port
 from tests.fixtures.databases import fresh_pg_database
 from tests.fixtures.e2e import APP_ID, HS_TOKEN, hubspot_sandbox_app
+from tests.fixtures.inbox import insert_inbox
 from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID, ZOOM_SECRET
 from tests.fixtures.service_process import (
     WEBHOOK_PATH,
@@ -55,7 +56,6 @@ from tests.fixtures.service_process import (
     wait_until,
     watch_engine,
 )
-from tests.worker.test_worker_processes import insert_inbox
 
 pytestmark = pytest.mark.slow
 

@@ -31,24 +31,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
 from app.db import unit_of_work, utcnow
 from app.ingest.replan import requeue_failed
-from app.ingest.zoom_events import inbox_row as app_inbox_row
-from app.ingest.zoom_events import parse_envelope
 from app.migrations import current_revision
 from app.models import Connection, InboxEvent, PortalSettings, Registration
-from app.sandbox.zoom_webhooks import WebinarScenario, big_webinar, make_delivery
+from app.sandbox.zoom_webhooks import WebinarScenario, big_webinar
 from app.sync import inbox_processor
 from app.sync.events import parse_event
 from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
 from tests.fixtures.databases import Database, fresh_pg_database, fresh_sqlite_database
+from tests.fixtures.inbox import inbox_row, insert_inbox
 from tests.fixtures.scenarios import deliver, snapshot, wait_inbox_idle
-from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, ZOOM_SECRET, make_settings, running_app
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -73,21 +72,6 @@ def seed_connection(engine: Engine) -> None:
                 portal_id=PORTAL_ID, webinar_sync_enabled=True, contact_exclusion_domains=[EXCLUDED_DOMAIN]
             )
         )
-
-
-def inbox_row(envelope: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
-    """The row POST /webhooks/zoom stores for a signed delivery of `envelope`."""
-    raw = make_delivery(ZOOM_SECRET, envelope).body
-    return app_inbox_row(parse_envelope(raw), raw, received_at)
-
-
-def insert_inbox(engine: Engine, envelopes: Sequence[Mapping[str, Any]]) -> int:
-    now = utcnow()
-    rows = [inbox_row(e, now) for e in envelopes]
-    assert len({r["delivery_key"] for r in rows}) == len(rows), "workload has duplicate deliveries"
-    with engine.begin() as conn:
-        conn.execute(insert(InboxEvent.__table__), rows)  # type: ignore[attr-defined]
-    return len(rows)
 
 
 def interleave(*streams: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
