@@ -5,7 +5,10 @@ State and status columns hold their StrEnum (`StrEnumString`: the value in a VAR
 fields are typed as that enum: writers assign members and queries compare with members. One case
 the type does not show: a stored value this version does not know (written by a newer version
 during a rolling deploy) reads back as `app.db.UnknownEnumValue`, a `str` equal to no member, so
-code that sorts rows by state keeps an "anything else" branch (counts by state still count it)."""
+code that sorts rows by state keeps an "anything else" branch (counts by state still count it).
+
+A little over 500 lines on purpose: every table is here, so the schema reads in one place and the
+migrations test compares it with Alembic as one metadata."""
 
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ For each planned `recording_call` operation:
    `search_lag_s` old (`after_lost_create`);
 4. every synced attendee's contact not yet reached is associated with the call (batches of 100)
    and gets a "Zoom: recordable event" with a deterministic id.
+
+A little over 500 lines: the four steps above are one handler whose state (the stored call id, the
+intent marker, the transcript) passes from step to step; cut apart, each piece would need it all.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Requirement IDs (MISSION.md) are named next to each rule:
 * S2 / S3 / S5 - recording settings, exclusion domains and the per-user / per-webinar switches.
 * S4 - contact exclusion domains (the company's own domains are never created as new contacts).
 
+A little over 500 lines on purpose: every eligibility rule of the mission sits here beside its
+requirement ID, so "why was this email skipped" has one place to read.
+
 Domains
 -------
 All domain sets are expected in the canonical form produced by :func:`normalize_domain` (lower-case,
