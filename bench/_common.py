@@ -406,6 +406,8 @@ def _fast_fail_sniffio_import() -> None:
     absent, a ``None`` entry in ``sys.modules`` makes the import fail at once, with the same outcome
     (asyncio). Only the load generator's process is affected."""
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        # typeshed types sys.modules as modules only; a None entry is the import system's documented
+        # way to make an import fail at once.
         sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 

@@ -153,6 +153,7 @@ def prepare_database(url: str, workload: Workload) -> float:
         now = datetime.now(UTC)
         with engine.begin() as conn:
             conn.execute(
+                # SQLModel's types declare no __table__ on table models (it exists at runtime).
                 insert(Connection.__table__),  # type: ignore[attr-defined]
                 {
                     "portal_id": PORTAL_ID,
@@ -163,6 +164,7 @@ def prepare_database(url: str, workload: Workload) -> float:
                 },
             )
             conn.execute(
+                # SQLModel's types declare no __table__ on table models (it exists at runtime).
                 insert(PortalSettings.__table__),  # type: ignore[attr-defined]
                 {
                     "portal_id": PORTAL_ID,
@@ -176,6 +178,7 @@ def prepare_database(url: str, workload: Workload) -> float:
                     "updated_at": now,
                 },
             )
+            # SQLModel's types declare no __table__ on table models (it exists at runtime).
             stmt = insert(InboxEvent.__table__)  # type: ignore[attr-defined]
             for start in range(0, workload.events, INSERT_CHUNK):
                 chunk = workload.rows[start : start + INSERT_CHUNK]

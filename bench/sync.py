@@ -475,6 +475,8 @@ def _skip_sniffio_lookups() -> None:
     each time (uncached failed import); a ``None`` entry makes the lookup fail at once (same outcome,
     asyncio). Keeps this load generator's CPU off the cores the service needs."""
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        # typeshed types sys.modules as modules only; a None entry is the import system's documented
+        # way to make an import fail at once.
         sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
@@ -514,6 +516,7 @@ def store_in_inbox(database_url: str, registrants: int, attendees: int, rejoin_s
     try:
         now = datetime.now(UTC)
         with engine.begin() as conn:
+            # SQLModel's types declare no __table__ on table models (it exists at runtime).
             stmt = insert(InboxEvent.__table__)  # type: ignore[attr-defined]
             conn.execute(stmt, [{**row, "received_at": now, "next_attempt_at": now} for row in workload.rows])
     finally:

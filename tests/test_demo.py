@@ -4,6 +4,7 @@ in the HubSpot sandbox, the admin API and the printed summary; plus when `serve`
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from app import cli as cli_module
-from app import server as server_module
 from app.config import Settings
 from app.demo import (
     ACCOUNT_ID,
@@ -55,7 +56,7 @@ EXPECTED_CONTACTS = {
 
 
 def base_settings(tmp_path: Path) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None, database_url=f"sqlite:///{tmp_path / 'zoom_hubspot.db'}", admin_api_token=TOKEN
     )
 
@@ -204,7 +205,7 @@ def test_demo_wanted_only_without_credentials_on_sqlite(monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
 
     def settings(**values: Any) -> Settings:
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     assert demo_wanted(settings())
     assert not demo_wanted(settings(database_url="postgresql+psycopg://u@h/db"))
@@ -242,7 +243,7 @@ def test_serve_runs_the_demo_without_credentials(
     if credentials:
         monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-real")
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(server_module.uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
     result = CliRunner().invoke(cli_module.cli, ["serve", "--port", "8123"])
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
@@ -255,7 +256,7 @@ def test_serve_runs_the_demo_without_credentials(
         assert args == ("app.demo:create_demo_app",) and kwargs["factory"] is True
         assert "DEMO MODE: no Zoom or HubSpot setting is configured" in result.output
         assert "WITHOUT AUTH" in result.output
-        assert cli_module.os.environ["ZOOM_HUBSPOT_DEMO_URL"] == "http://127.0.0.1:8123"
+        assert os.environ["ZOOM_HUBSPOT_DEMO_URL"] == "http://127.0.0.1:8123"
 
 
 async def test_a_half_way_setup_runs_the_plain_service_with_no_sandbox_routes(
@@ -278,13 +279,13 @@ async def test_a_half_way_setup_runs_the_plain_service_with_no_sandbox_routes(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(server_module.uvicorn, "run", lambda *a, **kw: calls.append(a))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(a))
     result = CliRunner().invoke(cli_module.cli, ["serve", "--port", "8124"])
     assert result.exit_code == 0, result.output
     assert calls == [("app.main:app",)]
     assert "DEMO MODE" not in result.output and "demo mode" not in result.output
 
-    app = create_app(Settings(_env_file=None, auto_migrate=True, run_worker=False))  # type: ignore[call-arg]
+    app = create_app(Settings(_env_file=None, auto_migrate=True, run_worker=False))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import SecretStr
@@ -176,7 +176,8 @@ class TestMasking:
 
 
 class TestSettingsSecrets:
-    SECRETS = {
+    # Field name -> value, passed to Settings as keyword arguments (each field has its own type).
+    SECRETS: ClassVar[dict[str, Any]] = {
         "admin_api_token": "adm-7f3c-secret",
         "zoom_webhook_secret_token": "zoom-9a1b-secret",
         "zoom_client_secret": "zcs-44d0-secret",
@@ -185,7 +186,7 @@ class TestSettingsSecrets:
     }
 
     def test_secrets_are_secretstr_and_never_printed(self) -> None:
-        settings = Settings(_env_file=None, **self.SECRETS)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, **self.SECRETS)
         assert settings.zoom_webhook_secrets == ("zoom-9a1b-secret",)
         for name, value in self.SECRETS.items():
             field = getattr(settings, name)
@@ -198,7 +199,7 @@ class TestSettingsSecrets:
     def test_secrets_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
         for name, value in self.SECRETS.items():
             monkeypatch.setenv(name.upper(), value)
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
         assert settings.admin_api_token is not None
         assert settings.admin_api_token.get_secret_value() == "adm-7f3c-secret"
         for value in self.SECRETS.values():
@@ -206,11 +207,11 @@ class TestSettingsSecrets:
 
     def test_webhook_secret_list_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", "a, b ,,")
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
         assert settings.zoom_webhook_secrets == ("a", "b")
         assert "a, b" not in repr(settings)
 
     @pytest.mark.parametrize(("raw", "expected"), [(None, ()), ("", ()), (" , ", ()), ("one", ("one",))])
     def test_webhook_secret_list_edges(self, raw: str | None, expected: tuple[str, ...]) -> None:
-        settings = Settings(_env_file=None, zoom_webhook_secret_token=raw)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, zoom_webhook_secret_token=raw)
         assert settings.zoom_webhook_secrets == expected

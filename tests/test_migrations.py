@@ -227,6 +227,7 @@ class TestEnvConnection:
             pass
         with database.engine.begin() as conn:
             conn.execute(
+                # SQLModel's types declare no __table__ on table models (it exists at runtime).
                 update(PortalSettings.__table__)  # type: ignore[attr-defined]
                 .where(PortalSettings.__table__.c.portal_id == PORTAL_ID)  # type: ignore[attr-defined]
                 .values(global_sync_enabled=False)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
 
 
 # The tests of BLOCK answer within production's budget (the other tests have a generous one).
-PRODUCTION_BUDGET = {"action_sync_budget_s": 0.6}
+PRODUCTION_BUDGET_S = 0.6
 
 
 async def new_webinar(h: Harness, **fields: Any) -> str:
@@ -183,7 +183,9 @@ def callbacks_for(h: Harness, callback_id: str) -> list[dict[str, str]]:
 
 
 async def test_block_when_zoom_rate_limits_then_complete_by_callback(database: Database) -> None:
-    async with harness(database, zoom_kwargs={"retry_after": "seconds"}, **PRODUCTION_BUDGET) as h:
+    async with harness(
+        database, zoom_kwargs={"retry_after": "seconds"}, action_sync_budget_s=PRODUCTION_BUDGET_S
+    ) as h:
         wid = await new_webinar(h)
         await h.zoom_http.post("/_sandbox/faults", json={"burst_429": 3})
         out = await run_action(h.client, action_body("cb-block", wid))
@@ -202,7 +204,9 @@ async def test_block_when_zoom_rate_limits_then_complete_by_callback(database: D
 async def test_block_survives_a_restart(database: Database) -> None:
     zoom_app = zoom_sandbox_app()
     hubspot_app = hubspot_sandbox_app()
-    async with harness(database, zoom_app=zoom_app, hubspot_app=hubspot_app, **PRODUCTION_BUDGET) as h:
+    async with harness(
+        database, zoom_app=zoom_app, hubspot_app=hubspot_app, action_sync_budget_s=PRODUCTION_BUDGET_S
+    ) as h:
         wid = await new_webinar(h)
         await h.zoom_http.post("/_sandbox/faults", json={"down": True})
         out = await run_action(h.client, action_body("cb-restart", wid))
@@ -217,7 +221,7 @@ async def test_block_survives_a_restart(database: Database) -> None:
 
 
 async def test_status_counts_blocked_actions(database: Database) -> None:
-    async with harness(database, **PRODUCTION_BUDGET) as h:
+    async with harness(database, action_sync_budget_s=PRODUCTION_BUDGET_S) as h:
         wid = await new_webinar(h)
         await h.zoom_http.post("/_sandbox/faults", json={"down": True})
         out = await run_action(h.client, action_body("cb-count", wid))

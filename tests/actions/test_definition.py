@@ -24,7 +24,7 @@ def settings(**overrides: Any) -> Settings:
         "public_base_url": "https://sync.example.com",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def test_definition_shape() -> None:

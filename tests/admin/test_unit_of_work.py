@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -17,7 +16,7 @@ from app.api.deps import AdminRoute, UnitOfWorkDep
 from app.db import unit_of_work
 from app.models import PortalSettings, SyncJob
 from tests.fixtures.databases import Database
-from tests.fixtures.service import ADMIN, PORTAL_ID, make_settings, running_app
+from tests.fixtures.service import ADMIN, PORTAL_ID, AppClient, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -32,20 +31,20 @@ def visible(database: Database, portal_id: int) -> bool:
 
 
 @pytest.fixture
-async def client(database: Database) -> AsyncIterator[httpx.AsyncClient]:
+async def client(database: Database) -> AsyncIterator[AppClient]:
     async with running_app(make_settings(database, run_worker=False)) as c:
         yield c
 
 
-def add_routes(client: httpx.AsyncClient, register: Callable[[APIRouter], None]) -> None:
-    app: FastAPI = client.app  # type: ignore[attr-defined]
+def add_routes(client: AppClient, register: Callable[[APIRouter], None]) -> None:
+    app = client.app
     router = APIRouter(route_class=AdminRoute)
     register(router)
     app.include_router(router)
 
 
 async def test_a_wake_up_fires_after_the_commit_and_sees_the_row(
-    database: Database, client: httpx.AsyncClient
+    database: Database, client: AppClient
 ) -> None:
     seen: list[bool] = []
 
@@ -63,9 +62,7 @@ async def test_a_wake_up_fires_after_the_commit_and_sees_the_row(
     assert seen == [True]
 
 
-async def test_a_wake_up_of_a_failed_commit_never_fires(
-    database: Database, client: httpx.AsyncClient
-) -> None:
+async def test_a_wake_up_of_a_failed_commit_never_fires(database: Database, client: AppClient) -> None:
     with unit_of_work(database.engine) as session:
         session.add(PortalSettings(portal_id=TAKEN_PORTAL))
     fired: list[str] = []
@@ -86,9 +83,7 @@ async def test_a_wake_up_of_a_failed_commit_never_fires(
     assert not visible(database, NEW_PORTAL)
 
 
-async def test_a_refusal_answers_its_detail_and_keeps_nothing(
-    database: Database, client: httpx.AsyncClient
-) -> None:
+async def test_a_refusal_answers_its_detail_and_keeps_nothing(database: Database, client: AppClient) -> None:
     fired: list[str] = []
 
     def routes(router: APIRouter) -> None:
@@ -116,9 +111,9 @@ async def test_a_refusal_answers_its_detail_and_keeps_nothing(
     )
 
 
-async def test_a_unit_of_work_outside_an_admin_route_fails_loudly(client: httpx.AsyncClient) -> None:
+async def test_a_unit_of_work_outside_an_admin_route_fails_loudly(client: AppClient) -> None:
     """Only AdminRoute commits: elsewhere the writes would be dropped silently, so it refuses."""
-    app: FastAPI = client.app  # type: ignore[attr-defined]
+    app = client.app
 
     @app.post("/_test/plain-route")
     def plain(uow: UnitOfWorkDep) -> None:
@@ -137,7 +132,7 @@ async def test_a_backfill_wakes_the_job_loop_once_its_job_is_committed(database:
             with Session(database.engine) as other:
                 woken.append(list(other.exec(select(SyncJob.id)).all()))
 
-        client.app.state.app_state.wake_jobs = wake  # type: ignore[attr-defined]
+        client.app.state.app_state.wake_jobs = wake
         body = {"from": "2026-01-01", "to": "2026-01-31"}
         r = await client.post(f"/api/v1/portals/{PORTAL_ID}/backfill", headers=ADMIN, json=body)
         assert r.status_code == 202, r.text

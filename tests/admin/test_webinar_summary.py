@@ -19,11 +19,13 @@ from app.db import unit_of_work
 from app.models import (
     AttendanceMark,
     AuditEntry,
+    AuditStatus,
     ExcludedEmail,
     OutboxOp,
     OutboxState,
     PortalSettings,
     Registration,
+    RegistrationStatus,
     SyncJob,
     Webinar,
     ZoomUser,
@@ -38,8 +40,13 @@ from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, 
 pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 4, 14, 16, 0, tzinfo=UTC)
-STATUSES = ["approved", "pending", "cancelled", "denied"]
-OP_STATES = [OutboxState.PENDING.value, OutboxState.DONE.value, OutboxState.FAILED.value]
+STATUSES = [
+    RegistrationStatus.APPROVED,
+    RegistrationStatus.PENDING,
+    RegistrationStatus.CANCELLED,
+    RegistrationStatus.DENIED,
+]
+OP_STATES = [OutboxState.PENDING, OutboxState.DONE, OutboxState.FAILED]
 
 
 def webinar_id(i: int) -> str:
@@ -127,7 +134,7 @@ def seed(engine: Engine, count: int) -> None:
                         zoom_account_id=ACCOUNT_ID,
                         webinar_id=wid,
                         at=T0 + timedelta(minutes=i + a),
-                        status="success",
+                        status=AuditStatus.SUCCESS,
                         code="test",
                         message="m",
                     )
@@ -162,7 +169,7 @@ def counting(engine: Engine) -> Iterator[list[str]]:
 async def test_a_page_costs_the_same_statements_whatever_its_size(database: Database) -> None:
     seed(database.engine, 60)
     async with running_app(make_settings(database)) as client:
-        read_engine: Engine = client.app.state.app_state.read_engine  # type: ignore[attr-defined]
+        read_engine: Engine = client.app.state.app_state.read_engine
         counts: dict[int, int] = {}
         for limit in (5, 50, 5):
             with counting(read_engine) as statements:

@@ -18,21 +18,20 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, select
 
 from app.api import deps
 from app.db import unit_of_work
-from app.models import AuditStatus, Connection, Registration, Webinar
+from app.models import AuditStatus, Connection, Registration, RegistrationStatus, Webinar
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync.audit import add_audit_event, refresh_webinar_audit
 from app.sync.inbox_processor import InboxProcessor
 from tests.fixtures.databases import Database
 from tests.fixtures.e2e import harness
 from tests.fixtures.scenarios import deliver
-from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, make_settings, running_app
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID, AppClient, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +62,7 @@ def drain(engine: Engine) -> None:
 
 
 @asynccontextmanager
-async def service(database: Database) -> AsyncIterator[httpx.AsyncClient]:
+async def service(database: Database) -> AsyncIterator[AppClient]:
     """The app without its background worker: the test decides when the worker runs."""
     async with running_app(make_settings(database, run_worker=False)) as client:
         yield client
@@ -120,7 +119,7 @@ def add_registration(engine: Engine, webinar_id: str, email: str) -> None:
                 raw_email=email,
                 first_name="Late",
                 last_name="Comer",
-                status="approved",
+                status=RegistrationStatus.APPROVED,
             )
         )
 
@@ -260,7 +259,7 @@ async def test_a_write_through_a_get_session_fails(database: Database) -> None:
     """Read-only sessions refuse writes on both databases (PostgreSQL: READ ONLY transactions;
     SQLite: query_only), so a GET that writes by mistake fails loudly instead of writing."""
     async with service(database) as client:
-        app: FastAPI = client.app  # type: ignore[attr-defined]
+        app = client.app
 
         @app.get("/_test/write-through-read-session")
         def write_read(session: deps.ReadSessionDep) -> None:

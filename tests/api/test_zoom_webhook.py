@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from app.models import InboxEvent
 from app.sandbox.zoom_webhooks import WebinarScenario, make_delivery, reserialize, sign, url_validation
@@ -207,6 +208,7 @@ class TestStorage:
         assert r.status_code == 200
         assert r.json() == {"status": "accepted"}
         with database.engine.connect() as conn:
+            # SQLModel's types declare no __table__ on table models (it exists at runtime).
             row = conn.execute(select(InboxEvent.__table__)).one()  # type: ignore[attr-defined]
         assert row.raw_body == d.body
         assert row.event == "webinar.participant_joined"
@@ -264,7 +266,7 @@ class TestStorage:
         assert r.status_code == 200
         assert r.json()["ignored"] is True
         with database.engine.connect() as conn:
-            assert conn.execute(select(InboxEvent.state)).scalar_one() == "ignored"
+            assert conn.execute(select(col(InboxEvent.state))).scalar_one() == "ignored"
 
     async def test_concurrent_deliveries_all_stored(
         self, client: httpx.AsyncClient, database: Database

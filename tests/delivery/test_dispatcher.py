@@ -153,7 +153,7 @@ def replan(db: Database) -> None:
 
 def ops(db: Database, kind: str | None = None) -> list[OutboxOp]:
     with Session(db.engine) as session:
-        query = select(OutboxOp).order_by(OutboxOp.id)  # type: ignore[arg-type]
+        query = select(OutboxOp).order_by(col(OutboxOp.id))
         if kind is not None:
             query = query.where(OutboxOp.kind == kind)
         rows = list(session.exec(query).all())
@@ -173,7 +173,7 @@ def webinar_audit(db: Database) -> list[AuditEntry]:
                     AuditEntry.zoom_account_id == ACCOUNT_ID,
                     AuditEntry.webinar_id == WEBINAR,
                 )
-                .order_by(AuditEntry.id)  # type: ignore[arg-type]
+                .order_by(col(AuditEntry.id))
             ).all()
         )
         for row in rows:
@@ -923,7 +923,7 @@ async def test_failed_contact_write_is_in_the_webinar_audit_log(
     ]
     with Session(database.engine) as session:
         unattached = session.exec(
-            select(AuditEntry).where(AuditEntry.code == "sync_error", AuditEntry.webinar_id.is_(None))  # type: ignore[union-attr]
+            select(AuditEntry).where(AuditEntry.code == "sync_error", col(AuditEntry.webinar_id).is_(None))
         ).all()
     assert entries, (
         "the contact writes failed for good, yet the webinar's audit log has no sync_error for them; "

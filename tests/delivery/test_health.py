@@ -39,8 +39,8 @@ async def status(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def hubspot_of(body: dict[str, Any]) -> dict[str, Any]:
-    portal: dict[str, Any] = body["portals"][str(PORTAL_ID)]
-    return portal["hubspot"]  # type: ignore[no-any-return]
+    hubspot: dict[str, Any] = body["portals"][str(PORTAL_ID)]["hubspot"]
+    return hubspot
 
 
 async def wait_hubspot(client: httpx.AsyncClient, ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

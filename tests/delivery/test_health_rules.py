@@ -244,7 +244,8 @@ def test_hubspot_errors(error: HubSpotError | None, kind: OutcomeKind) -> None:
         assert outcome.until == at(10)
     if kind is OutcomeKind.FAILING:
         assert outcome.began_at == at(0)
-        assert outcome.error is not None and outcome.error.startswith(str(error.status or error.category))  # type: ignore[union-attr]
+        assert error is not None and outcome.error is not None
+        assert outcome.error.startswith(str(error.status or error.category))
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from tests.fixtures.delivery import (
 )
 from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.scenarios import deliver, wait_inbox_idle
-from tests.fixtures.service import ADMIN, PORTAL_ID, running_app
+from tests.fixtures.service import ADMIN, PORTAL_ID, AppClient, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -60,9 +60,9 @@ async def status(client: httpx.AsyncClient) -> dict[str, Any]:
     return body
 
 
-def held_back(client: httpx.AsyncClient) -> list[tuple[str, int, str | None]]:
+def held_back(client: AppClient) -> list[tuple[str, int, str | None]]:
     """(kind, attempts, last error) of the pending outbox operations."""
-    engine = client.app.state.app_state.engine  # type: ignore[attr-defined]
+    engine = client.app.state.app_state.engine
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
             "SELECT kind, attempts, last_error FROM outbox_op WHERE state = 'pending'"
@@ -70,7 +70,7 @@ def held_back(client: httpx.AsyncClient) -> list[tuple[str, int, str | None]]:
     return [(str(kind), int(attempts), last_error) for kind, attempts, last_error in rows]
 
 
-async def stays_down(client: httpx.AsyncClient, outage: str) -> None:
+async def stays_down(client: AppClient, outage: str) -> None:
     """Keep HubSpot down: a few seconds (the client's own retries of one call outlast it), or until
     the gateway's set-up failed outright and the planned work was put back, waiting with the reason
     recorded (no attempt counted: an outage must not push the work into a long backoff)."""

@@ -108,7 +108,7 @@ async def test_an_error_not_worth_retrying_ends_the_call_at_once() -> None:
         await runner(recorder).call(attempt)
     assert calls == [1]
     assert recorder.observed == [(refused, T0)]
-    assert recorder.slept == recorder.retried == []
+    assert recorder.slept == [] and recorder.retried == []
 
 
 async def test_retry_if_narrows_the_policy_for_one_call() -> None:

@@ -126,6 +126,7 @@ async def sandbox_state(http: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def stored_rows(database: Database, scope: str) -> dict[str, str]:
+    # SQLModel's types declare no __table__ on table models (it exists at runtime).
     table = HubSpotSetupItem.__table__  # type: ignore[attr-defined]
     with unit_of_work(database.engine) as session:
         rows = session.execute(select(table.c.name, table.c.external_id).where(table.c.scope == scope)).all()

@@ -854,7 +854,9 @@ class TestRecordings:
             await control(client, first, "recording")
             await control(client, second, "recording")
             token_of_first = receiver.envelopes("recording.completed")[0]["download_token"]
-            file_of_second = sandbox.webinar(second).recording.files[0]  # type: ignore[union-attr]
+            recording_of_second = sandbox.webinar(second).recording
+            assert recording_of_second is not None
+            file_of_second = recording_of_second.files[0]
             r = await client.get(
                 f"/rec/download/{file_of_second.id}", headers={"Authorization": f"Bearer {token_of_first}"}
             )

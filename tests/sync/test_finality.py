@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,8 @@ NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 SETTLE = 600.0
 
 
-def clock(**kw: object) -> AttendanceClock:
-    values: dict[str, object] = {
+def clock(**kw: Any) -> AttendanceClock:
+    values: dict[str, Any] = {
         "ended": True,
         "ended_seen_at": NOW - timedelta(minutes=20),
         "last_mark_at": NOW - timedelta(minutes=15),
@@ -28,7 +29,7 @@ def clock(**kw: object) -> AttendanceClock:
         "pull_pending": False,
     }
     values.update(kw)
-    return AttendanceClock(**values)  # type: ignore[arg-type]
+    return AttendanceClock(**values)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ refuses isolated so the rest drains."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -15,7 +15,9 @@ from app.db import unit_of_work
 from app.models import AuditEntry, Connection, InboxEvent, PortalSettings
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync import inbox_processor
+from app.sync.events import RegistrationFact
 from app.sync.inbox_processor import InboxProcessor, ProcessorConfig
+from app.sync.local_model import Changes, apply_registrations
 from tests.fixtures.databases import Database
 from tests.fixtures.inbox import store_events
 from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
@@ -70,10 +72,9 @@ def test_an_event_the_database_always_refuses_is_isolated_and_the_rest_drains(
     for i in range(5):
         s.register(f"p{i}@example.com", "P", str(i), at=T0 - timedelta(days=1))
     store_events(database, s.envelopes)
-    real = inbox_processor.apply_registrations
 
-    def refuses_p2(session: Session, facts: Any, changes: Any) -> None:
-        real(session, facts, changes)
+    def refuses_p2(session: Session, facts: Sequence[RegistrationFact], changes: Changes) -> None:
+        apply_registrations(session, facts, changes)
         if any(f.raw_email == "p2@example.com" for f in facts):
             # What the database answers for a row it can never take (here: a NOT NULL violation).
             session.execute(text("INSERT INTO registration (zoom_account_id) VALUES ('x')"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -45,12 +46,12 @@ HOST = HostFacts(
 FOLLOW_HOST = WebinarFacts(sync_enabled=None, unsupported_reason=None)
 
 
-def portal(**changes: object) -> PortalRules:
-    return dataclasses.replace(PORTAL, **changes)  # type: ignore[arg-type]
+def portal(**changes: Any) -> PortalRules:
+    return dataclasses.replace(PORTAL, **changes)
 
 
-def host(**changes: object) -> HostFacts:
-    return dataclasses.replace(HOST, **changes)  # type: ignore[arg-type]
+def host(**changes: Any) -> HostFacts:
+    return dataclasses.replace(HOST, **changes)
 
 
 def webinar(sync_enabled: bool | None = None, unsupported_reason: str | None = None) -> WebinarFacts:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 import pytest
@@ -43,7 +43,7 @@ from tests.fixtures.service_process import (
     watch_engine,
     with_port,
 )
-from tests.fixtures.tcp_proxy import TcpProxy, tcp_proxy
+from tests.fixtures.tcp_proxy import Mode, TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.slow
 
@@ -75,11 +75,11 @@ def _readyz(base_url: str) -> tuple[int | None, float]:
 
 
 def _outage(
-    proxy: TcpProxy, mode: str, seconds: float, base_url: str
+    proxy: TcpProxy, mode: Mode, seconds: float, base_url: str
 ) -> tuple[float, float, tuple[int | None, float]]:
     """Cut the database for `seconds`; returns (start, end, readyz answer in the middle)."""
     start = time.monotonic()
-    proxy.set_mode(mode)  # type: ignore[arg-type]
+    proxy.set_mode(mode)
     time.sleep(min(3.0, seconds / 2))
     ready = _readyz(base_url)
     time.sleep(max(0.0, start + seconds - time.monotonic()))
@@ -153,7 +153,7 @@ def test_webhooks_during_database_outage(pg_through_proxy: tuple[str, str, TcpPr
     assert "database unreachable" in stderr, "the worker did not say the database was unreachable"
 
 
-def _during_outage(a: Answer, outages: dict[str, tuple[float, float, object]]) -> bool:
+def _during_outage(a: Answer, outages: Mapping[str, tuple[float, float, object]]) -> bool:
     return any(start <= a.answered_at and a.sent_at <= end + MARGIN_S for start, end, _ in outages.values())
 
 
