@@ -3,7 +3,7 @@
 
     python3 dev.py run     # the service on the embedded default (SQLite in ./data, worker in-process)
     python3 dev.py test    # the whole test suite, one process per core (extra arguments go to pytest)
-    python3 dev.py lint    # ruff (lint + format check) and mypy
+    python3 dev.py lint    # ruff (lint + format check) and mypy (app, tests, bench)
 
 Each command first makes ./.venv and installs the project into it when pyproject.toml changed.
 Standard library only: this runs before anything is installed.
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
     checks = [
         ["-m", "ruff", "check", "app", "tests", "bench", "alembic", "dev.py"],
         ["-m", "ruff", "format", "--check", "app", "tests", "bench", "dev.py"],
-        ["-m", "mypy", "app"],
+        ["-m", "mypy", "app", "tests", "bench"],
     ]
     return max(run_in_env(c) for c in checks)
 
