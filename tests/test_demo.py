@@ -32,7 +32,7 @@ from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT
 from app.main import create_app
 from app.sandbox.zoom_webhooks import make_delivery
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TOKEN = "demo-test-admin-token"
 BASE_URL = "http://127.0.0.1:8123"

@@ -158,6 +158,7 @@ def _as_admin(case: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return AUTH, {}
 
 
+@pytest.mark.slow
 def test_admin_api_never_answers_5xx(fuzz_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app).include(path_regex=r"^/api/v1/")
     operations = operations_of(schema)
@@ -259,6 +260,7 @@ def _signed(case: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return {**headers, "content-type": "application/json"}, {"data": raw}
 
 
+@pytest.mark.slow
 def test_webhook_and_action_never_answer_5xx(fuzz_app: FastAPI) -> None:
     described = schemathesis.openapi.from_dict(_describe_raw_endpoints(fuzz_app.openapi()))
     described.app = fuzz_app  # reached in-process, like from_asgi

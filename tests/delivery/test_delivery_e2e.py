@@ -12,7 +12,7 @@ from tests.fixtures.delivery import WEBINAR, build, run_scenario
 from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.service import ACCOUNT_ID
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def test_scenario_lands_in_hubspot(database: Database) -> None:

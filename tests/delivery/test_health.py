@@ -22,7 +22,7 @@ from tests.fixtures.e2e import harness
 from tests.fixtures.scenarios import deliver, wait_inbox_idle
 from tests.fixtures.service import ADMIN, PORTAL_ID, make_settings, running_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 WARN_S = 1.0  # DELIVERY_FAILING_WARN_S for these tests (default 300 s)
 TIMEOUT_S = 60.0

@@ -22,7 +22,7 @@ from tests.fixtures.recordings import (
     recordable_events,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CREATE = "POST /crm/v3/objects/calls"
 SEARCH = "POST /crm/v3/objects/calls/search"

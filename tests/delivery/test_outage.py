@@ -29,7 +29,7 @@ from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.scenarios import deliver, wait_inbox_idle
 from tests.fixtures.service import ADMIN, PORTAL_ID, AppClient, running_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 OUTAGE_S = 3.0  # how long HubSpot stays down after the work is planned
 RECOVERY_TIMEOUT_S = 45.0

@@ -32,7 +32,7 @@ from tests.fixtures.recordings import (
 from tests.fixtures.scenarios import deliver
 from tests.fixtures.service import ADMIN, PORTAL_ID
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def link_paragraph(share_url: str) -> str:

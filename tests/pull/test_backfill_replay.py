@@ -21,7 +21,7 @@ from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.service import ADMIN, PORTAL_ID
 from tests.fixtures.webinar_play import always, play
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 DAY = timedelta(days=1)
 BASE = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

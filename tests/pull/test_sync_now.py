@@ -14,7 +14,7 @@ from tests.fixtures.hubspot_views import hubspot_view
 from tests.fixtures.service import ADMIN, PORTAL_ID
 from tests.fixtures.webinar_play import Emit, always, every_other, play
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def sync_now(h: Harness, wid: str) -> dict[str, Any]:
