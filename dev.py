@@ -64,8 +64,12 @@ def main(argv: list[str]) -> int:
         # two processes per core keep the cores busy (on 2 cores: 7.7 min instead of 13 with one per
         # core). `-n 0` (or any -n) given by the caller wins.
         workers = str(2 * (os.cpu_count() or 1))
+        # worksteal: a process that runs out of tests takes queued ones from a busy process, so the
+        # long tests (started first, see tests/conftest.py) do not leave a queue behind one process.
         parallel = (
-            [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", workers]
+            []
+            if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest)
+            else ["-n", workers, "--dist", "worksteal"]
         )
         return run_in_env(["-m", "pytest", *parallel, *rest])
     checks = [
