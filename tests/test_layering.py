@@ -212,3 +212,25 @@ def test_the_router_checks_see_a_sibling_import_and_a_query(tmp_path: Path) -> N
     assert "app.api.admin_settings.portal_account_ids" in names and "fastapi" in names
     assert "fastapi" not in imported(source, "app.api.admin_x")
     assert queries_in(source) == ["admin_x.py:5", "admin_x.py:5"]
+
+
+def asserts_in(root: Path) -> list[str]:
+    """`assert` statements: they vanish under `python -O`, so no product code may rely on one to narrow
+    a type or guard a state (an explicit check raises a clear error instead)."""
+    found: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Assert):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_no_assert_in_product_code() -> None:
+    assert asserts_in(APP) == []
+
+
+def test_the_assert_check_sees_an_assert(tmp_path: Path) -> None:
+    package = tmp_path / "app"
+    package.mkdir()
+    (package / "mod.py").write_text("def f(x: int | None) -> int:\n    assert x is not None\n    return x\n")
+    assert asserts_in(package) == ["app/mod.py:2"]

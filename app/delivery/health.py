@@ -133,7 +133,8 @@ class HealthRecorder:
                 with_for_update=self._lock_rows,
                 populate_existing=True,
             )
-            assert row is not None
+            if row is None:  # inserted just above (or already there) in this transaction
+                raise LookupError(f"integration_health row ({portal_id}, {self.service.value}) is missing")
             stored = _health(row)
             change = decide(stored, outcome, now, warn_after_s=self.warn_after_s, refresh_s=self.refresh_s)
             if change is None:

@@ -236,7 +236,8 @@ class RecordingDelivery:
             if isinstance(made, Result):
                 return made
             call, pending = made
-        assert call.call_id is not None
+        if call.call_id is None:
+            raise ValueError(f"call of {job.recording.instance_uuid} has no HubSpot id after its create")
         if call.properties_hash != digest:
             await client.update_call(call.call_id, properties)
             await asyncio.to_thread(self._store_call, job, call.call_id, digest, [])
@@ -500,7 +501,8 @@ class RecordingDelivery:
     # ---- audit ------------------------------------------------------------------------------------
 
     def _audit_skip(self, job: _Job) -> None:
-        assert job.skip is not None
+        if job.skip is None:
+            raise ValueError("_audit_skip called for a recording that is not skipped")
         with unit_of_work(self.engine) as session:
             if job.skip is RecordingSkipReason.SETTINGS_OFF:
                 audit_recording_settings_off(session, job.conn, job.webinar.webinar_id)

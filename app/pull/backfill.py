@@ -121,7 +121,8 @@ def record_webinars(engine: Engine, job: SyncJob, webinars: list[dict[str, Any]]
     """Store the list and one item per webinar (existing items are kept: that is the resumption)."""
     with unit_of_work(engine) as session:
         row = session.get(SyncJob, job.id)
-        assert row is not None
+        if row is None:
+            raise LookupError(f"backfill job {job.id} is gone")
         row.params = {**row.params, "webinars": webinars}
         for w in webinars:
             values = {

@@ -59,13 +59,15 @@ async def backfill(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> BackfillSummary:
     period = parse_range(start, end)
-    assert settings.zoom_account_id is not None and settings.hubspot_portal_id is not None
     account, portal = settings.zoom_account_id, settings.hubspot_portal_id
+    if account is None or portal is None:
+        raise ValueError("backfill needs ZOOM_ACCOUNT_ID and HUBSPOT_PORTAL_ID")
     gateway = ZoomGateway(settings, transport=transport)
     summary = BackfillSummary()
     try:
         zoom = gateway.client_for(account)
-        assert zoom is not None
+        if zoom is None:
+            raise ValueError(f"no Zoom API credentials for account {account}")
         job, summary.resumed = await asyncio.to_thread(
             open_backfill, engine, portal, account, period, users=users
         )

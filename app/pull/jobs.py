@@ -144,7 +144,8 @@ class JobRunner:
                 row.locked_until = utcnow() + timedelta(days=3650)
 
     async def _pull(self, job: SyncJob) -> bool:
-        assert job.webinar_id is not None
+        if job.webinar_id is None:
+            raise ValueError(f"sync job {job.id} ({job.kind}) names no webinar")
         zoom = self.zoom_for(job.zoom_account_id)
         if zoom is None:
             await asyncio.to_thread(self._fail, job, "no Zoom API credentials for this account", final=True)
@@ -178,7 +179,8 @@ class JobRunner:
             return webinar is not None and webinar.actual_end_at is not None
 
     def _store(self, job: SyncJob, pulled: Pulled) -> None:
-        assert job.webinar_id is not None
+        if job.webinar_id is None:
+            raise ValueError(f"sync job {job.id} ({job.kind}) names no webinar")
         with unit_of_work(self.engine) as session:
             stored = store_envelopes(session, pulled.envelopes)
             # Everything of the webinar is planned again (a missing transcript is fetched again), and

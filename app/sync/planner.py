@@ -159,10 +159,10 @@ def plan_webinar(
         prefix = f"{webinar.zoom_account_id}:{webinar.webinar_id}"
         for person in people:
             reason = email_decision(person.raw_email, rules, facts.get(person.email or "", HubSpotFacts()))
-            if reason is not None:
-                excluded.append((person, reason))
+            # The rules already exclude anyone without a valid email; the fallback keeps the types honest.
+            if reason is not None or person.email is None:
+                excluded.append((person, reason or EmailExclusion.NO_EMAIL))
                 continue
-            assert person.email is not None
             allowed_keys.append(person.key)
             target = f"{prefix}:{person.email}"
             ops.add((OpKind.CONTACT_REFRESH, person.email, person.email))
