@@ -41,7 +41,7 @@ from app.sandbox.hubspot_http import ERROR_HANDLERS, HubSpotTicket, sandbox_of
 from app.sandbox.hubspot_routes_control import control
 from app.sandbox.hubspot_routes_crm import calls, contacts, properties
 from app.sandbox.hubspot_routes_events import marketing, timeline
-from app.sandbox.hubspot_routes_settings import automation, users
+from app.sandbox.hubspot_routes_settings import automation, dated_callbacks, users
 from app.sandbox.hubspot_state import Faults, HubSpotSandbox
 from app.sandbox.sandbox_app import CONTROL_PREFIX, build_sandbox_app
 
@@ -96,7 +96,7 @@ def create_hubspot_sandbox(
         title="HubSpot sandbox",
         sandbox=sandbox,
         # The routers' order is the order routes are matched and listed in the OpenAPI document.
-        api_routers=(contacts, properties, timeline, marketing, calls, users, automation),
+        api_routers=(contacts, properties, timeline, marketing, calls, users, automation, dated_callbacks),
         control=control,
         error_handlers=ERROR_HANDLERS,
         guards=lambda path: not path.startswith(CONTROL_PREFIX),

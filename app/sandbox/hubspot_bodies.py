@@ -230,3 +230,4 @@ class FaultsUpdate(gate.FaultsUpdate):
     # "METHOD /path/template" as in the request statistics; a trailing "*" matches a prefix.
     drop_answer_route: str | None = Field(default=None, min_length=1)
     search_lag_s: float | None = Field(default=None, ge=0)
+    legacy_callbacks_gone: bool | None = None

@@ -9,7 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app.sandbox.hubspot_bodies import Batch, CallbackBody, CallbackInput
+from app.sandbox.hubspot_common import SandboxError
 from app.sandbox.hubspot_http import PortalDep, SandboxDep
+from app.sandbox.hubspot_state import HubSpotSandbox
 
 # --------------------------------------------------------------------------------------------------
 # Settings users and workflow-action callbacks
@@ -28,11 +30,14 @@ async def list_users(
 
 
 automation = APIRouter(prefix="/automation/v4/actions", tags=["automation"])
+# The 2026-03 callback routes take the same bodies as the legacy v4 ones.
+dated_callbacks = APIRouter(prefix="/automation/actions/callbacks/2026-03", tags=["automation"])
 
 
 @automation.post("/callbacks/complete", status_code=204)
 async def complete_callbacks(body: Batch[CallbackInput], sandbox: SandboxDep, portal: PortalDep) -> Response:
     async with sandbox.lock:
+        _legacy_callbacks_route(sandbox)
         portal.complete_callbacks(body.inputs)
     return Response(status_code=204)
 
@@ -42,8 +47,32 @@ async def complete_callback(
     callback_id: str, body: CallbackBody, sandbox: SandboxDep, portal: PortalDep
 ) -> Response:
     async with sandbox.lock:
+        _legacy_callbacks_route(sandbox)
         portal.complete_callback(callback_id, body)
     return Response(status_code=204)
+
+
+@dated_callbacks.post("/complete", status_code=204)
+async def complete_callbacks_dated(
+    body: Batch[CallbackInput], sandbox: SandboxDep, portal: PortalDep
+) -> Response:
+    async with sandbox.lock:
+        portal.complete_callbacks(body.inputs)
+    return Response(status_code=204)
+
+
+@dated_callbacks.post("/{callback_id}/complete", status_code=204)
+async def complete_callback_dated(
+    callback_id: str, body: CallbackBody, sandbox: SandboxDep, portal: PortalDep
+) -> Response:
+    async with sandbox.lock:
+        portal.complete_callback(callback_id, body)
+    return Response(status_code=204)
+
+
+def _legacy_callbacks_route(sandbox: HubSpotSandbox) -> None:
+    if sandbox.faults.legacy_callbacks_gone:
+        raise SandboxError(404, "NOT_FOUND", "this route is not served for this app")
 
 
 @automation.get("/{app_id}")

@@ -123,6 +123,8 @@ class Faults(gate.Faults):
     drop_answer_after_apply: int = 0
     drop_answer_route: str = CREATE_CALL_ROUTE
     search_lag_s: float = 0.0
+    # The legacy v4 callback routes answer 404 (as for an app HubSpot serves only the 2026-03 ones).
+    legacy_callbacks_gone: bool = False
 
     def to_json(self) -> JSON:
         return {
@@ -130,6 +132,7 @@ class Faults(gate.Faults):
             "drop_answer_after_apply": self.drop_answer_after_apply,
             "drop_answer_route": self.drop_answer_route,
             "search_lag_s": self.search_lag_s,
+            "legacy_callbacks_gone": self.legacy_callbacks_gone,
         }
 
     def drops_answer(self, route: str) -> bool:
@@ -398,6 +401,8 @@ class HubSpotSandbox:
             self.faults.drop_answer_route = update.drop_answer_route
         if update.search_lag_s is not None:
             self.faults.search_lag_s = update.search_lag_s
+        if update.legacy_callbacks_gone is not None:
+            self.faults.legacy_callbacks_gone = update.legacy_callbacks_gone
         return self.settings()
 
     def settings(self) -> JSON:

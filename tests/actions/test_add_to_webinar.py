@@ -201,6 +201,26 @@ async def test_block_when_zoom_rate_limits_then_complete_by_callback(database: D
         assert len(registrants(h, wid)) == 1
 
 
+async def test_callback_completes_through_the_2026_03_route_when_the_legacy_one_is_gone(
+    database: Database,
+) -> None:
+    async with harness(
+        database, zoom_kwargs={"retry_after": "seconds"}, action_sync_budget_s=PRODUCTION_BUDGET_S
+    ) as h:
+        r = await h.hs_http.post("/_sandbox/faults", json={"legacy_callbacks_gone": True})
+        assert r.status_code == 200 and r.json()["legacy_callbacks_gone"] is True
+        wid = await new_webinar(h)
+        await h.zoom_http.post("/_sandbox/faults", json={"burst_429": 3})
+        out = await run_action(h.client, action_body("cb-dated", wid))
+        assert out["hs_execution_state"] == "BLOCK", out
+        status = await h.wait_done(timeout_s=60)
+        assert status["actions"] == {"blocked": 0, "callbacks": 0, "callbacks_failed": 0}
+        [result] = callbacks_for(h, "cb-dated")
+        assert result["hs_execution_state"] == "SUCCESS" and result["registrant_id"]
+        requests = h.hubspot.stats.requests
+        assert any("2026-03" in key for key in requests), dict(requests)
+
+
 async def test_block_survives_a_restart(database: Database) -> None:
     zoom_app = zoom_sandbox_app()
     hubspot_app = hubspot_sandbox_app()

@@ -845,6 +845,43 @@ class TestCallbacks:
             },
         )
 
+    async def test_a_404_on_the_legacy_route_completes_through_the_2026_03_one(
+        self, client: HubSpotClient, router: respx.MockRouter
+    ) -> None:
+        legacy = router.post(f"{BASE}/automation/v4/actions/callbacks/complete").respond(
+            404, json={"status": "error", "category": "NOT_FOUND", "message": "not found"}
+        )
+        dated_url = f"{BASE}/automation/actions/callbacks/2026-03/complete"
+        dated = router.post(dated_url).respond(204)
+        done = [CallbackCompletion(callback_id="ap-1-2-3-0", output_fields={"hs_execution_state": "SUCCESS"})]
+        await client.complete_callbacks(done)
+        success = {"hs_execution_state": "SUCCESS"}
+        body = {"inputs": [{"callbackId": "ap-1-2-3-0", "outputFields": success, "typedOutputs": {}}]}
+        assert_request(dated.calls[0].request, "POST", dated_url, body)
+        assert legacy.call_count == 1
+        # The client remembers: the next completion goes straight to the 2026-03 route.
+        await client.complete_callbacks(done)
+        assert (legacy.call_count, dated.call_count) == (1, 2)
+
+    async def test_a_404_on_both_routes_is_the_answer(
+        self, client: HubSpotClient, router: respx.MockRouter
+    ) -> None:
+        not_found = {"status": "error", "category": "OBJECT_NOT_FOUND", "message": "CALLBACK_NOT_FOUND"}
+        legacy = router.post(f"{BASE}/automation/v4/actions/callbacks/complete")
+        legacy.respond(404, json=not_found)
+        dated = router.post(f"{BASE}/automation/actions/callbacks/2026-03/complete")
+        dated.respond(404, json=not_found)
+        with pytest.raises(HubSpotNotFound):
+            await client.complete_callbacks(
+                [CallbackCompletion(callback_id="gone", output_fields={"hs_execution_state": "SUCCESS"})]
+            )
+        # Not remembered: the legacy route is still the first choice.
+        with pytest.raises(HubSpotNotFound):
+            await client.complete_callbacks(
+                [CallbackCompletion(callback_id="gone", output_fields={"hs_execution_state": "SUCCESS"})]
+            )
+        assert (legacy.call_count, dated.call_count) == (2, 2)
+
 
 # --- batch limits ---------------------------------------------------------------------------------
 

@@ -5,16 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.integrations.hubspot.errors import HubSpotNotFound
 from app.integrations.hubspot.models import CallbackCompletion
 from app.integrations.hubspot.transport import HubSpotTransport
 from app.integrations.hubspot.wire import check_batch, segment
+
+CALLBACKS_V4 = "/automation/v4/actions/callbacks/complete"
+CALLBACKS_2026_03 = "/automation/actions/callbacks/2026-03/complete"
 
 
 class WorkflowActionsApi(HubSpotTransport):
     """Callbacks of blocked executions and the app's custom action definitions."""
 
+    # Set once the legacy v4 callback route answered 404 and the 2026-03 one worked: this client
+    # then goes straight to the dated route.
+    _dated_callbacks: bool = False
+
     async def complete_callbacks(self, inputs: Sequence[CallbackCompletion]) -> None:
-        """Finish blocked workflow-action executions (HubSpot answers 204)."""
+        """Finish blocked workflow-action executions (HubSpot answers 204).
+
+        Both routes list `outputFields` and `typedOutputs` as required, so `typedOutputs: {}` goes
+        along. The legacy v4 route is tried first (every app has it today); a 404 there (an app HubSpot
+        serves only the date-versioned routes) sends the same body to the 2026-03 route. If that one
+        fails too, its error is the answer: a 404 that meant "callback not found" says so again.
+        """
         check_batch(inputs, "complete_callbacks")
         if not inputs:
             return
@@ -24,7 +38,14 @@ class WorkflowActionsApi(HubSpotTransport):
                 for item in inputs
             ]
         }
-        await self._request("POST", "/automation/v4/actions/callbacks/complete", body=body)
+        if not self._dated_callbacks:
+            try:
+                await self._request("POST", CALLBACKS_V4, body=body)
+                return
+            except HubSpotNotFound:
+                pass
+        await self._request("POST", CALLBACKS_2026_03, body=body)
+        self._dated_callbacks = True
 
     # --- workflow action definitions -------------------------------------------------------------
     # HubSpot documents the developer API key (`hapikey`) for these calls; apps set up for OAuth or
