@@ -25,24 +25,30 @@ from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 T0 = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
 
 
-def test_the_batch_that_empties_the_inbox_brings_the_aggregated_entries_up_to_date(
-    database: Database,
-) -> None:
+def store_registrations(database: Database, webinar_id: str, registrants: int) -> None:
+    """A connected portal that syncs webinars, and one webinar's creation plus `registrants`
+    registrations (p0@example.com, p1@…) waiting in the inbox."""
     with unit_of_work(database.engine) as session:
         session.add(Connection(portal_id=PORTAL_ID, zoom_account_id=ACCOUNT_ID))
         session.add(PortalSettings(portal_id=PORTAL_ID, webinar_sync_enabled=True))
     s = WebinarScenario(
         account_id=ACCOUNT_ID,
-        webinar_id="87000000001",
+        webinar_id=webinar_id,
         host_id="h",
         host_email="h@hostco.com",
         topic="t",
         start=T0,
     )
     s.created(at=T0 - timedelta(days=2))
-    for i in range(4):
+    for i in range(registrants):
         s.register(f"p{i}@example.com", "P", str(i), at=T0 - timedelta(days=1))
-    store_events(database, s.envelopes)  # 5 events
+    store_events(database, s.envelopes)
+
+
+def test_the_batch_that_empties_the_inbox_brings_the_aggregated_entries_up_to_date(
+    database: Database,
+) -> None:
+    store_registrations(database, "87000000001", 4)  # 5 events
     processor = InboxProcessor(database.engine, ProcessorConfig(batch_size=3))
     assert processor.run_once().claimed == 3  # refreshes the entries (first time for this webinar)
     assert processor.run_once().claimed == 2  # the last events, within the refresh throttle
@@ -57,21 +63,7 @@ def test_an_event_the_database_always_refuses_is_isolated_and_the_rest_drains(
 ) -> None:
     """One event whose write violates a constraint every time (deterministic, not a race): it must
     count its attempts and end failed with the database's reason, while every other event is done."""
-    with unit_of_work(database.engine) as session:
-        session.add(Connection(portal_id=PORTAL_ID, zoom_account_id=ACCOUNT_ID))
-        session.add(PortalSettings(portal_id=PORTAL_ID, webinar_sync_enabled=True))
-    s = WebinarScenario(
-        account_id=ACCOUNT_ID,
-        webinar_id="87000000002",
-        host_id="h",
-        host_email="h@hostco.com",
-        topic="t",
-        start=T0,
-    )
-    s.created(at=T0 - timedelta(days=2))
-    for i in range(5):
-        s.register(f"p{i}@example.com", "P", str(i), at=T0 - timedelta(days=1))
-    store_events(database, s.envelopes)
+    store_registrations(database, "87000000002", 5)
 
     def refuses_p2(session: Session, facts: Sequence[RegistrationFact], changes: Changes) -> None:
         apply_registrations(session, facts, changes)
