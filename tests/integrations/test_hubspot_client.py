@@ -36,6 +36,7 @@ from app.integrations.hubspot import (
     PropertyGroup,
     TimelineEvent,
 )
+from tests.fixtures.observers import RecordingObserver
 
 pytestmark = pytest.mark.anyio
 
@@ -1172,21 +1173,13 @@ class TestRetries:
 # --- the call observer ----------------------------------------------------------------------------
 
 
-class RecordingObserver:
-    def __init__(self) -> None:
-        self.calls: list[tuple[HubSpotError | None, datetime]] = []
-
-    async def observe(self, error: HubSpotError | None, began_at: datetime) -> None:
-        self.calls.append((error, began_at))
-
-
 class TestObserver:
     """What the portal's health (app.delivery.health) is told, and when."""
 
     async def test_retries_then_success_is_one_call_without_error(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[HubSpotError]()
         client = make_client(observer=observer)
         router.post(UPSERT_URL).side_effect = [httpx.Response(502, text="bad gateway"), OK_UPSERT]
         before = datetime.now(UTC)
@@ -1199,7 +1192,7 @@ class TestObserver:
     async def test_a_429_is_told_at_once_then_the_call_when_it_ends(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[HubSpotError]()
         client = make_client(observer=observer)
         router.post(UPSERT_URL).side_effect = [
             httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "limit"}),
@@ -1214,7 +1207,7 @@ class TestObserver:
     async def test_final_failure_is_told_once_with_the_last_error(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[HubSpotError]()
         client = make_client(observer=observer, max_attempts=3)
         router.post(UPSERT_URL).side_effect = [
             httpx.Response(500, json=error_json("INTERNAL_ERROR", "one")),
@@ -1228,7 +1221,7 @@ class TestObserver:
     async def test_a_long_429_is_told_twice_and_not_waited(
         self, make_client: ClientFactory, router: respx.MockRouter, sleeps: RecordingSleep
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[HubSpotError]()
         client = make_client(observer=observer)
         router.post(UPSERT_URL).respond(429, headers={"Retry-After": "3600"}, json={"message": "daily"})
         with pytest.raises(HubSpotRateLimited) as info:
@@ -1239,7 +1232,7 @@ class TestObserver:
     async def test_a_refused_request_is_told_without_retrying(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[HubSpotError]()
         client = make_client(observer=observer)
         router.post(UPSERT_URL).respond(400, json=error_json("VALIDATION_ERROR", "bad"))
         with pytest.raises(HubSpotValidationError) as info:
@@ -1250,7 +1243,7 @@ class TestObserver:
     async def test_at_most_once_leaves_a_lost_answer_to_the_caller(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[HubSpotError]()
         client = make_client(observer=observer)
         route = router.post(f"{BASE}/crm/v3/objects/calls").respond(502, text="bad gateway")
         with pytest.raises(HubSpotServerError) as info:

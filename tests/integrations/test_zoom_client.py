@@ -38,6 +38,7 @@ from app.integrations.zoom import (
     error_from_response,
     webinar_path_id,
 )
+from tests.fixtures.observers import RecordingObserver
 
 pytestmark = pytest.mark.anyio
 
@@ -659,21 +660,13 @@ class TestRetries:
         assert "ConnectTimeout" in str(info.value)
 
 
-class RecordingObserver:
-    def __init__(self) -> None:
-        self.calls: list[tuple[ZoomError | None, datetime]] = []
-
-    async def observe(self, error: ZoomError | None, began_at: datetime) -> None:
-        self.calls.append((error, began_at))
-
-
 class TestObserver:
     """What the connected portals' health (app.delivery.health) is told, and when."""
 
     async def test_retries_then_success_is_one_call_without_error(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[ZoomError]()
         client = make_client(observer=observer)
         router.get(WEBINAR_URL).side_effect = [httpx.Response(502, text="bad gateway"), OK_WEBINAR]
         await client.get_webinar(WEBINAR_ID)
@@ -683,7 +676,7 @@ class TestObserver:
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
         moments = iter(NOW + timedelta(seconds=n) for n in range(100))
-        observer = RecordingObserver()
+        observer = RecordingObserver[ZoomError]()
         client = make_client(observer=observer, now=lambda: next(moments))
         router.get(WEBINAR_URL).side_effect = [
             httpx.Response(429, headers={"Retry-After": "1"}, json=zoom_error(429, "slow down")),
@@ -698,7 +691,7 @@ class TestObserver:
     async def test_final_failure_is_told_once_with_the_last_error(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[ZoomError]()
         client = make_client(observer=observer, max_attempts=2)
         router.get(WEBINAR_URL).side_effect = [
             httpx.Response(500, text="oops"),
@@ -711,7 +704,7 @@ class TestObserver:
     async def test_a_long_429_is_told_twice_and_not_waited(
         self, make_client: ClientFactory, router: respx.MockRouter, sleeps: RecordingSleep
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[ZoomError]()
         client = make_client(observer=observer)
         router.get(WEBINAR_URL).respond(429, headers={"Retry-After": "120"}, json=zoom_error(429, "daily"))
         with pytest.raises(ZoomRateLimited) as info:
@@ -722,7 +715,7 @@ class TestObserver:
     async def test_a_missing_download_is_told_as_not_found(
         self, make_client: ClientFactory, router: respx.MockRouter
     ) -> None:
-        observer = RecordingObserver()
+        observer = RecordingObserver[ZoomError]()
         client = make_client(observer=observer)
         router.get(DOWNLOAD_URL).respond(404, json=zoom_error(3301, "gone"))
         with pytest.raises(ZoomRecordingNotFound) as info:
