@@ -8,6 +8,30 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+APP_EVENT_ACTIVITIES = ("registration", "attendance", "recording", "engagement")
+_REQUIRED_APP_EVENT_ACTIVITIES = ("registration", "attendance", "recording")
+
+
+def parse_app_event_types(value: str) -> dict[str, str]:
+    """`registration=a,attendance=b,recording=c[,engagement=d]` → a dict; ValueError names what is wrong."""
+    if not value.strip():
+        return {}
+    names: dict[str, str] = {}
+    for part in value.split(","):
+        key, sep, name = part.partition("=")
+        key, name = key.strip(), name.strip()
+        if not sep or not name:
+            raise ValueError(f"HUBSPOT_APP_EVENT_TYPES: {part.strip()!r} is not activity=name")
+        if key not in APP_EVENT_ACTIVITIES:
+            raise ValueError(
+                f"HUBSPOT_APP_EVENT_TYPES: unknown activity {key!r} (use {', '.join(APP_EVENT_ACTIVITIES)})"
+            )
+        names[key] = name
+    missing = [k for k in _REQUIRED_APP_EVENT_ACTIVITIES if k not in names]
+    if missing:
+        raise ValueError(f"HUBSPOT_APP_EVENT_TYPES: missing {', '.join(missing)}")
+    return names
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -30,6 +54,14 @@ class Settings(BaseSettings):
     hubspot_client_secret: SecretStr | None = None
     hubspot_rate_limit_per_10s: int = Field(default=100, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"
+    hubspot_auth_mode: Literal["static", "oauth"] = "static"
+    hubspot_client_id: str | None = None
+    hubspot_oauth_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
+    hubspot_timeline_backend: Literal["auto", "app_events", "classic", "notes", "off"] = "auto"
+    # `registration=<name>,attendance=<name>,recording=<name>[,engagement=<name>]` (CONTRACT.md §1).
+    hubspot_app_event_types: str | None = None
+    # Encrypts stored tokens and secrets (app.secret_box) and signs OAuth states and console sessions.
+    app_secret_key: SecretStr | None = None
     # Developer account API key: HubSpot documents it for action-definition calls (register-action).
     hubspot_developer_api_key: SecretStr | None = None
 
@@ -74,10 +106,28 @@ class Settings(BaseSettings):
     # HubSpot (or Zoom) calls for a portal failing for longer than this: one audit warning per outage.
     delivery_failing_warn_s: float = Field(default=300.0, ge=0)
 
-    @field_validator("hubspot_api_base_url", "zoom_api_base_url", "zoom_oauth_base_url", "public_base_url")
+    @field_validator(
+        "hubspot_api_base_url",
+        "zoom_api_base_url",
+        "zoom_oauth_base_url",
+        "public_base_url",
+        "hubspot_oauth_authorize_url",
+    )
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("hubspot_app_event_types")
+    @classmethod
+    def _check_app_event_types(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_app_event_types(value)  # raises ValueError naming the bad part
+        return value
+
+    @cached_property
+    def app_event_types(self) -> dict[str, str]:
+        """HUBSPOT_APP_EVENT_TYPES as {activity: event type name}; empty when not set."""
+        return parse_app_event_types(self.hubspot_app_event_types or "")
 
     @cached_property
     def zoom_webhook_secrets(self) -> tuple[str, ...]:

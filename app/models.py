@@ -34,7 +34,68 @@ class Connection(SQLModel, table=True):
     zoom_account_id: str = Field(max_length=64, index=True)
     business_unit_id: int = Field(default=0, sa_type=BigInteger())
     is_primary: bool = True
+    # The Zoom Server-to-Server OAuth app of this account, when the connection was made through the
+    # admin API (the env-configured one reads ZOOM_CLIENT_ID / ZOOM_CLIENT_SECRET instead). The secret
+    # is encrypted with APP_SECRET_KEY (app.secret_box) and never returned by any endpoint.
+    zoom_client_id: str | None = Field(default=None, max_length=200)
+    zoom_client_secret: str | None = Field(default=None, sa_type=Text())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class AuthMode(StrEnum):
+    STATIC = "static"  # a token copied from the installed app (static-auth project app, private app)
+    OAUTH = "oauth"  # the install flow (CONTRACT.md §7): expiring access token + refresh token
+
+
+class TimelineBackend(StrEnum):
+    """How timeline-style activities reach a portal (CONTRACT.md §4.2)."""
+
+    APP_EVENTS = "app_events"  # 2026-03 app events: OAuth apps with approved event types
+    CLASSIC = "classic"  # v3 event templates: apps that had (or may create) them
+    NOTES = "notes"  # a note on the contact: every account can receive it
+    OFF = "off"
+
+
+class HubSpotPortal(SQLModel, table=True):
+    """A HubSpot account's credentials and set-up state.
+
+    Tokens are encrypted with APP_SECRET_KEY (app.secret_box) and never returned by any endpoint. The
+    env-configured portal may have no row: its token is HUBSPOT_ACCESS_TOKEN.
+    """
+
+    __tablename__ = "hubspot_portal"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    auth_mode: AuthMode = Field(default=AuthMode.STATIC, sa_type=StrEnumString(AuthMode, 16))
+    access_token: str | None = Field(default=None, sa_type=Text())  # encrypted
+    refresh_token: str | None = Field(default=None, sa_type=Text())  # encrypted (oauth)
+    access_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # Bumped with every new access token, so other processes know their cached one is stale.
+    token_version: int = 0
+    # One refresh at a time across processes: whoever sets this (compare-and-set) refreshes.
+    refresh_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # HubSpot refused the refresh token (app uninstalled): work for the portal is parked, not failed.
+    needs_reinstall: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    reinstall_reason: str | None = Field(default=None, max_length=300)
+    # Request budget per rolling 10 s; None = HUBSPOT_RATE_LIMIT_PER_10S.
+    rate_limit_per_10s: int | None = None
+    # The timeline writer chosen at set-up (CONTRACT.md §4.2); None = not chosen yet.
+    timeline_backend: TimelineBackend | None = Field(default=None, sa_type=StrEnumString(TimelineBackend, 16))
+    # The HubSpot app whose token this is (marketing events are scoped to the app that made them).
+    app_id: str | None = Field(default=None, max_length=32)
+    installed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class OAuthState(SQLModel, table=True):
+    """A `state` handed out by the install link: the callback consumes it once (a reused one is refused)."""
+
+    __tablename__ = "oauth_state"
+
+    nonce: str = Field(max_length=64, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    expires_at: datetime = Field(sa_type=UTCDateTime())
 
 
 class RecordingSync(StrEnum):
@@ -279,6 +340,44 @@ class RecordingCall(SQLModel, table=True):
     properties_hash: str | None = Field(default=None, max_length=64)
     # Contacts already associated with the call and given the "Zoom: recordable event".
     contact_ids: list[str] = Field(default_factory=list, sa_type=JSON())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class HubSpotMarketingEvent(SQLModel, table=True):
+    """The marketing event made for a webinar in a portal, by the `objectId` HubSpot returned.
+
+    External-id routes only see events created by the same app, so a token from another app would
+    lose them; the objectId routes do not (CONTRACT.md §4.2).
+    """
+
+    __tablename__ = "hubspot_marketing_event"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    zoom_account_id: str = Field(max_length=64, primary_key=True)
+    webinar_id: str = Field(max_length=32, primary_key=True)
+    external_event_id: str = Field(max_length=100)
+    object_id: str = Field(max_length=32)
+    app_id: str | None = Field(default=None, max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class HubSpotNote(SQLModel, table=True):
+    """A note written as a timeline activity (`notes` backend, CONTRACT.md §4.2), created once.
+
+    Notes have no idempotency key at HubSpot: `attempted_at` is stamped before the create goes out and
+    `note_id` stored as soon as it is known, so a lost answer is looked for before creating again (the
+    same crash window as call records).
+    """
+
+    __tablename__ = "hubspot_note"
+
+    portal_id: int = Field(sa_type=BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # Stable id of the activity, the same as the timeline event id it stands for.
+    activity_key: str = Field(max_length=400, primary_key=True)
+    contact_id: str | None = Field(default=None, max_length=32)
+    note_id: str | None = Field(default=None, max_length=32)
+    attempted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
 
 

@@ -8,7 +8,7 @@ count too, and nothing is imported.
 |--------------|-----------------------------------------------|-------------------------------------|
 | foundation   | app (package), config, db, models, util,      | foundation                          |
 |              | metrics, logging_setup, migrations, security, |                                     |
-|              | bootstrap                                     |                                     |
+|              | secret_box, bootstrap                         |                                     |
 | integrations | app.integrations                              | foundation                          |
 | ingest       | app.ingest                                    | foundation                          |
 | sync         | app.sync                                      | foundation, ingest, and the one     |
@@ -55,6 +55,7 @@ LAYER_OF: dict[str, str] = {
     "app.logging_setup": "foundation",
     "app.migrations": "foundation",
     "app.security": "foundation",
+    "app.secret_box": "foundation",
     "app.bootstrap": "foundation",
     "app.integrations": "integrations",
     "app.ingest": "ingest",
