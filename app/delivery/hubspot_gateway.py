@@ -12,11 +12,16 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from app.delivery.health import HealthRecorder, HubSpotCallObserver
 from app.delivery.health_rules import Service
+from app.delivery.hubspot_credentials import stored_access_token
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.setup import ensure_hubspot_setup, stored_template_ids
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
 
 log = logging.getLogger(__name__)
+
+# How long a portal's credentials are trusted before the database is read again: a token stored by
+# another process (admin API, OAuth install) is picked up within this long.
+CREDENTIALS_RECHECK_S = 5.0
 
 
 class SetupIncompleteError(HubSpotError):
@@ -41,23 +46,37 @@ class HubSpotGateway:
         self.limiter = DatabaseRateLimiter(engine, settings.hubspot_rate_limit_per_10s)
         self.setup_retry_s = setup_retry_s
         self._clients: dict[int, HubSpotClient] = {}
+        self._tokens: dict[int, str] = {}
+        self._checked_at: dict[int, float] = {}
         self._templates: dict[int, dict[str, str]] = {}
         self._setup_failed_at: dict[int, tuple[float, str]] = {}
         # Every call's outcome, per portal, for /api/v1/status and the outage audit warning.
         self.health = HealthRecorder(engine, Service.HUBSPOT, warn_after_s=settings.delivery_failing_warn_s)
 
     def client_for(self, portal_id: int) -> HubSpotClient | None:
-        """A client for the portal, or None when this process has no credentials for it."""
-        client = self._clients.get(portal_id)
-        if client is not None:
-            return client
-        token = self.settings.hubspot_access_token
-        if portal_id != self.settings.hubspot_portal_id or token is None or not token.get_secret_value():
+        """A client for the portal, or None when there are no usable credentials for it (its work
+        then waits: nothing is failed for it)."""
+        now = time.monotonic()
+        cached = self._clients.get(portal_id)
+        if cached is not None and now - self._checked_at.get(portal_id, 0.0) < CREDENTIALS_RECHECK_S:
+            return cached
+        # A token stored through the admin API or the OAuth install wins over the environment's.
+        token = stored_access_token(self.engine, self.settings, portal_id)
+        if token is None:
+            env_token = self.settings.hubspot_access_token
+            if portal_id == self.settings.hubspot_portal_id and env_token is not None:
+                token = env_token.get_secret_value() or None
+        self._checked_at[portal_id] = now
+        if token is None:
+            self._clients.pop(portal_id, None)
             return None
+        if cached is not None and self._tokens.get(portal_id) == token:
+            return cached
+        self._tokens[portal_id] = token
         client = HubSpotClient(
             self.http,
             base_url=self.settings.hubspot_api_base_url,
-            access_token=token.get_secret_value(),
+            access_token=token,
             portal_id=portal_id,
             rate_limiter=self.limiter,
             observer=HubSpotCallObserver(self.health, portal_id),
