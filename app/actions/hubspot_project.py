@@ -95,9 +95,9 @@ SCOPES_BY_FEATURE: tuple[ScopeNeed, ...] = (
     ScopeNeed(
         "account users",
         ("settings.users.read",),
-        False,
-        "Lists the account's users so their own webinar registrations are left out of the sync; "
-        "without it they are synced like any contact.",
+        True,
+        "Lists the account's users: an email of a user is never made a contact (R2), so contact "
+        "delivery cannot go on without it.",
     ),
     ScopeNeed(
         "owners",

@@ -68,8 +68,9 @@ def test_app_component_is_a_private_static_app(project: dict[str, dict[str, Any]
         "crm.objects.marketing_events.read",
         "crm.objects.marketing_events.write",
         "automation",
+        "settings.users.read",
     ]
-    assert auth["optionalScopes"] == ["settings.users.read", "crm.objects.owners.read", "timeline"]
+    assert auth["optionalScopes"] == ["crm.objects.owners.read", "timeline"]
 
 
 def test_scopes_are_the_table(project: dict[str, dict[str, Any]]) -> None:
