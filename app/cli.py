@@ -180,15 +180,22 @@ def hubspot_project(
         None, "--public-base-url", help="the service's public https URL; default: PUBLIC_BASE_URL"
     ),
     force: bool = typer.Option(False, "--force", help="write into a non-empty folder, overwriting our files"),
+    auth: str = typer.Option(
+        "static",
+        "--auth",
+        help="static (one account, token copied by hand) or oauth (install link, several accounts)",
+    ),
 ) -> None:
-    """Write the HubSpot developer project (platform 2026.03: a private app with static auth and the
-    workflow action) for `hs project upload`. A URL that is not https is refused, except this machine's
-    own address (127.0.0.1, localhost), which only warns since HubSpot cannot reach it. Exit 2 when
+    """Write the HubSpot developer project (platform 2026.03: a private app with static or OAuth auth
+    and the workflow action) for `hs project upload`. A URL that is not https is refused, except this
+    machine's own address (127.0.0.1, localhost), which only warns since HubSpot cannot reach it. Exit 2 when
     refused. Legacy public apps use register-action instead."""
     from app.actions.hubspot_project import run_hubspot_project_command
 
     url = public_base_url.rstrip("/") if public_base_url else Settings().public_base_url
-    raise typer.Exit(run_hubspot_project_command(out, project_name=name, public_base_url=url, force=force))
+    raise typer.Exit(
+        run_hubspot_project_command(out, project_name=name, public_base_url=url, force=force, auth=auth)
+    )
 
 
 def main() -> None:

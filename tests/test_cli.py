@@ -84,3 +84,17 @@ def test_refuses_a_bad_project_name(tmp_path: Path) -> None:
     assert code == 2
     assert "project name" in stderr
     assert not out.exists()
+
+
+def test_oauth_project_and_a_bad_auth_type(tmp_path: Path) -> None:
+    out = tmp_path / "hs"
+    code, stdout, stderr = run(
+        "--out", str(out), "--public-base-url", "https://s.example.net", "--auth", "oauth"
+    )
+    assert code == 0, stderr
+    app = (out / "src/app/app-hsmeta.json").read_text(encoding="utf-8")
+    assert '"type": "oauth"' in app and "https://s.example.net/oauth/hubspot/callback" in app
+    assert "https://s.example.net/oauth/hubspot/install" in stdout
+    code, _, stderr = run("--out", str(tmp_path / "other"), "--auth", "magic")
+    assert code == 2 and "--auth must be static or oauth" in stderr
+    assert not (tmp_path / "other").exists()

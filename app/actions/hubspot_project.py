@@ -1,5 +1,6 @@
 """The HubSpot developer-platform project (platform 2026.03) for this service: a private app with static
-auth (one HubSpot account, a static access token) and the workflow action "Add contact to Zoom webinar".
+auth (one HubSpot account, a static access token; the default) or OAuth (the install link of CONTRACT.md
+§7, up to 10 allow-listed accounts) and the workflow action "Add contact to Zoom webinar".
 
 `zoom-hubspot hubspot-project --out DIR` writes it; the customer uploads it with HubSpot's CLI
 (`hs project upload`), installs the app and copies its token and client secret into the service's
@@ -17,7 +18,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from app.actions.definition import (
@@ -31,6 +32,10 @@ from app.actions.definition import (
 )
 
 PLATFORM_VERSION = "2026.03"
+# static: one account, a token copied by hand; oauth: the install link of CONTRACT.md §7, several accounts.
+AuthType = Literal["static", "oauth"]
+AUTH_TYPES: tuple[AuthType, ...] = ("static", "oauth")
+OAUTH_CALLBACK_PATH = "/oauth/hubspot/callback"
 DEFAULT_PROJECT_NAME = "zoom-webinar-sync"
 # Stable: HubSpot identifies the app and the action by uid across uploads, so renaming one would make
 # HubSpot see a new app (or a second action) instead of an update.
@@ -173,7 +178,20 @@ def check_public_base_url(url: str) -> list[str]:
     return []
 
 
-def _app_component() -> dict[str, Any]:
+def oauth_redirect_url(public_base_url: str) -> str:
+    return public_base_url.rstrip("/") + OAUTH_CALLBACK_PATH
+
+
+def _app_component(public_base_url: str, auth: AuthType) -> dict[str, Any]:
+    auth_config: dict[str, Any] = {
+        "type": auth,
+        "requiredScopes": list(REQUIRED_SCOPES),
+        "optionalScopes": list(OPTIONAL_SCOPES),
+    }
+    if auth == "oauth":
+        # HubSpot sends the install's code only to a listed redirect URL. Static auth may not list
+        # any: its token is copied from HubSpot by hand.
+        auth_config["redirectUrls"] = [oauth_redirect_url(public_base_url)]
     return {
         "uid": APP_UID,
         "type": "app",
@@ -181,12 +199,7 @@ def _app_component() -> dict[str, Any]:
             "name": APP_NAME,
             "description": APP_DESCRIPTION,
             "distribution": "private",
-            # Static auth declares no redirect URLs: the token is copied from HubSpot by hand.
-            "auth": {
-                "type": "static",
-                "requiredScopes": list(REQUIRED_SCOPES),
-                "optionalScopes": list(OPTIONAL_SCOPES),
-            },
+            "auth": auth_config,
         },
     }
 
@@ -210,13 +223,15 @@ def _action_component(public_base_url: str, *, published: bool) -> dict[str, Any
 
 
 def render_project(
-    public_base_url: str, project_name: str, *, published: bool = True
+    public_base_url: str, project_name: str, *, published: bool = True, auth: AuthType = "static"
 ) -> dict[str, dict[str, Any]]:
     """The project's JSON files, by path relative to the project folder."""
     validate_project_name(project_name)
+    if auth not in AUTH_TYPES:
+        raise ProjectError(f"auth must be one of {', '.join(AUTH_TYPES)}, not {auth!r}")
     return {
         PROJECT_FILE: {"name": project_name, "srcDir": "src", "platformVersion": PLATFORM_VERSION},
-        APP_FILE: _app_component(),
+        APP_FILE: _app_component(public_base_url, auth),
         ACTION_FILE: _action_component(public_base_url, published=published),
     }
 
@@ -229,13 +244,41 @@ def _scope_rows() -> list[str]:
     return rows
 
 
-def render_readme(public_base_url: str, project_name: str) -> str:
+def _oauth_steps(public_base_url: str) -> list[str]:
+    return [
+        "4. In HubSpot: Development → Projects → this project → the app → Auth tab. Copy into the",
+        "   service's settings (`.env` or the environment), then restart it:",
+        "   - the client ID → `HUBSPOT_CLIENT_ID`, the client secret → `HUBSPOT_CLIENT_SECRET`;",
+        "   - `HUBSPOT_AUTH_MODE=oauth`, and `APP_SECRET_KEY` (a long random string, kept: it encrypts",
+        "     the tokens the service stores).",
+        "   A private OAuth app installs in up to 10 accounts you allow-list under Distribution.",
+        f"5. Open `{public_base_url.rstrip('/')}/oauth/hubspot/install` in a browser signed in to HubSpot,",
+        "   choose the account and accept the scopes: the service learns the account ID, stores the",
+        "   tokens encrypted, refreshes them before they expire, creates the contact properties and",
+        "   shows which account is connected. Repeat for each account.",
+    ]
+
+
+def _static_steps() -> list[str]:
+    return [
+        "4. In HubSpot: Development → Projects → this project → the app → Distribution → Install. A",
+        "   static-auth app installs in this one account.",
+        "5. Copy into the service's settings (`.env` or the environment), then restart it:",
+        "   - the app's static access token (Auth tab, *Show*) → `HUBSPOT_ACCESS_TOKEN`;",
+        "   - the app's client secret (Auth tab) → `HUBSPOT_CLIENT_SECRET` (it checks the signature",
+        "     of HubSpot's workflow-action requests);",
+        "   - the HubSpot account ID → `HUBSPOT_PORTAL_ID`.",
+        "6. Run `zoom-hubspot setup` once to create the contact properties the service writes.",
+    ]
+
+
+def render_readme(public_base_url: str, project_name: str, auth: AuthType = "static") -> str:
     """The upload steps, for the customer who receives the rendered folder."""
     url = action_url(public_base_url)
     lines = [
         f"# {project_name}: the HubSpot app for the Zoom webinar sync service",
         "",
-        f"A HubSpot developer project (platform {PLATFORM_VERSION}) with one private app using static "
+        f"A HubSpot developer project (platform {PLATFORM_VERSION}) with one private app using {auth} "
         f'auth and the workflow action "Add contact to Zoom webinar", which HubSpot calls at `{url}`.',
         "Rendered by `zoom-hubspot hubspot-project`; render it again rather than editing it by hand.",
         "",
@@ -245,21 +288,15 @@ def render_readme(public_base_url: str, project_name: str) -> str:
         "2. Connect it to the HubSpot account the service will sync into: `hs account auth`, with a",
         "   personal access key of that account.",
         "3. From this folder, run `hs project upload` (the first upload creates the project). The auth",
-        "   type (static) and the distribution (private) cannot be changed after this first upload.",
-        "4. In HubSpot: Development → Projects → this project → the app → Distribution → Install. A",
-        "   static-auth app installs in this one account.",
-        "5. Copy into the service's settings (`.env` or the environment), then restart it:",
-        "   - the app's static access token (Auth tab, *Show*) → `HUBSPOT_ACCESS_TOKEN`;",
-        "   - the app's client secret (Auth tab) → `HUBSPOT_CLIENT_SECRET` (it checks the signature",
-        "     of HubSpot's workflow-action requests);",
-        "   - the HubSpot account ID → `HUBSPOT_PORTAL_ID`.",
-        "6. Run `zoom-hubspot setup` once to create the contact properties the service writes.",
+        f"   type ({auth}) and the distribution (private) cannot be changed after this first upload.",
+        *(_oauth_steps(public_base_url) if auth == "oauth" else _static_steps()),
         "",
         'The action "Add contact to Zoom webinar" then appears in contact-based workflows (workflows',
         "with custom actions need a Professional or Enterprise subscription).",
         "",
         "When the service's public address changes, render the project again with",
-        "`zoom-hubspot hubspot-project --out <this folder> --public-base-url <new URL> --force` and run",
+        "`zoom-hubspot hubspot-project --out <this folder> --public-base-url <new URL> "
+        f"--auth {auth} --force` and run",
         f"`hs project upload` again. The service answers the action at `{ACTION_PATH}`.",
         "",
         "## Scopes",
@@ -272,13 +309,13 @@ def render_readme(public_base_url: str, project_name: str) -> str:
     return "\n".join(lines)
 
 
-def project_files(public_base_url: str, project_name: str, *, published: bool = True) -> dict[str, str]:
+def project_files(
+    public_base_url: str, project_name: str, *, published: bool = True, auth: AuthType = "static"
+) -> dict[str, str]:
     """Every file of the project as the text written to disk (JSON indented, newline at the end)."""
-    files = {
-        path: json.dumps(body, indent=2, ensure_ascii=False) + "\n"
-        for path, body in render_project(public_base_url, project_name, published=published).items()
-    }
-    files[README_FILE] = render_readme(public_base_url, project_name)
+    rendered = render_project(public_base_url, project_name, published=published, auth=auth)
+    files = {path: json.dumps(body, indent=2, ensure_ascii=False) + "\n" for path, body in rendered.items()}
+    files[README_FILE] = render_readme(public_base_url, project_name, auth)
     return files
 
 
@@ -298,12 +335,20 @@ def write_project(out: Path, files: dict[str, str], *, force: bool = False) -> l
     return written
 
 
+def _auth_type(value: str) -> AuthType:
+    for known in AUTH_TYPES:
+        if value == known:
+            return known
+    raise ProjectError(f"--auth must be static or oauth, not {value!r}")
+
+
 def run_hubspot_project_command(
-    out: Path, *, project_name: str, public_base_url: str, force: bool = False
+    out: Path, *, project_name: str, public_base_url: str, force: bool = False, auth: str = "static"
 ) -> int:
     """`zoom-hubspot hubspot-project`: 0 written, 2 refused (bad name, URL or a non-empty folder)."""
     try:
         validate_project_name(project_name)
+        auth_type = _auth_type(auth)
         warnings = check_public_base_url(public_base_url)
     except ProjectError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -311,7 +356,9 @@ def run_hubspot_project_command(
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        written = write_project(out, project_files(public_base_url, project_name), force=force)
+        written = write_project(
+            out, project_files(public_base_url, project_name, auth=auth_type), force=force
+        )
     except (ProjectError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -322,7 +369,14 @@ def run_hubspot_project_command(
     print("Next steps (also in the project's README.md):")
     print("  1. npm install -g @hubspot/cli, then hs account auth")
     print(f"  2. cd {out} && hs project upload")
-    print("  3. in HubSpot, install the app (Development → Projects → the app → Distribution)")
-    print("  4. copy the static token, the client secret and the account ID into HUBSPOT_ACCESS_TOKEN,")
-    print("     HUBSPOT_CLIENT_SECRET and HUBSPOT_PORTAL_ID, restart, and run zoom-hubspot setup")
+    if auth_type == "oauth":
+        print(
+            "  3. copy the app's client ID and secret into HUBSPOT_CLIENT_ID and HUBSPOT_CLIENT_SECRET, set"
+        )
+        print("     HUBSPOT_AUTH_MODE=oauth and APP_SECRET_KEY, restart the service")
+        print(f"  4. open {public_base_url.rstrip('/')}/oauth/hubspot/install and install it in each account")
+    else:
+        print("  3. in HubSpot, install the app (Development → Projects → the app → Distribution)")
+        print("  4. copy the static token, the client secret and the account ID into HUBSPOT_ACCESS_TOKEN,")
+        print("     HUBSPOT_CLIENT_SECRET and HUBSPOT_PORTAL_ID, restart, and run zoom-hubspot setup")
     return 0

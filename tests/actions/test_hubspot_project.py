@@ -271,3 +271,19 @@ def test_committed_example_equals_a_fresh_rendering() -> None:
     assert on_disk == set(expected)
     for relative, text in expected.items():
         assert (folder / relative).read_text(encoding="utf-8") == text, relative
+
+
+def test_oauth_app_lists_the_callback_and_the_same_scopes() -> None:
+    static = render_project("https://sync.example.com/", "p")[APP_FILE]["config"]["auth"]
+    oauth = render_project("https://sync.example.com/", "p", auth="oauth")[APP_FILE]["config"]["auth"]
+    assert oauth["type"] == "oauth"
+    assert oauth["redirectUrls"] == ["https://sync.example.com/oauth/hubspot/callback"]
+    assert oauth["requiredScopes"] == static["requiredScopes"]
+    assert oauth["optionalScopes"] == static["optionalScopes"]
+    readme = project_files("https://sync.example.com", "p", auth="oauth")[README_FILE]
+    assert "https://sync.example.com/oauth/hubspot/install" in readme
+    assert "HUBSPOT_CLIENT_ID" in readme and "HUBSPOT_AUTH_MODE=oauth" in readme
+    assert "APP_SECRET_KEY" in readme
+    assert "HUBSPOT_ACCESS_TOKEN" not in readme  # nothing to copy by hand with OAuth
+    with pytest.raises(ProjectError, match="auth"):
+        render_project("https://sync.example.com", "p", auth="basic")  # type: ignore[arg-type]
