@@ -4,6 +4,8 @@ settings row and connection, and the parked work it sets going again.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +16,9 @@ from sqlmodel import col
 from app.bootstrap import insert_ignoring_conflicts
 from app.config import Settings
 from app.db import unit_of_work
-from app.integrations.hubspot.oauth import OAuthTokens
+from app.delivery.hubspot_gateway import HubSpotGateway
+from app.integrations.hubspot import HubSpotError
+from app.integrations.hubspot.oauth import OAuthTokens, authorize_url
 from app.models import (
     AuthMode,
     Connection,
@@ -25,6 +29,8 @@ from app.models import (
     PortalSettings,
 )
 from app.secret_box import SecretBox
+
+log = logging.getLogger(__name__)
 
 # States older than this past their expiry are deleted when a new one is issued.
 _STATE_KEEP_AFTER_EXPIRY = timedelta(days=1)
@@ -144,3 +150,79 @@ def resume_parked_work(engine: Engine, portal_id: int, now: datetime) -> int:
             .values(next_attempt_at=now)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def install_url(settings: Settings, *, redirect_uri: str, state: str) -> str:
+    """Where the install link sends the customer: HubSpot's consent page with this app's scopes."""
+    return authorize_url(
+        settings.hubspot_oauth_authorize_url,
+        client_id=settings.hubspot_client_id or "",
+        redirect_uri=redirect_uri,
+        state=state,
+    )
+
+
+class InstallRefused(Exception):
+    """HubSpot did not give tokens for the code: `retryable` when it could not be asked (5xx, down)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    record: InstallRecord
+    setup_problem: str | None  # None: HubSpot's set-up is done
+
+
+async def complete_install(
+    gateway: HubSpotGateway,
+    engine: Engine,
+    settings: Settings,
+    *,
+    code: str,
+    redirect_uri: str,
+    now: datetime,
+) -> InstallOutcome:
+    """Trade the callback's code for tokens, learn the portal (`hub_id`, else token info), store the
+    install and run HubSpot's set-up best-effort (the sync retries it before sending anything)."""
+    if gateway.oauth is None:
+        raise InstallRefused("HUBSPOT_CLIENT_ID and HUBSPOT_CLIENT_SECRET are not set", retryable=False)
+    try:
+        tokens = await gateway.oauth.exchange_code(code, redirect_uri)
+        hub_id, app_id = tokens.hub_id, None
+        if hub_id is None:
+            info = await gateway.oauth.token_info(tokens.access_token)
+            hub_id, app_id = info.hub_id, str(info.app_id) if info.app_id is not None else None
+    except HubSpotError as exc:
+        log.warning(
+            "HubSpot OAuth code exchange failed", extra={"status": exc.status, "category": exc.category}
+        )
+        raise InstallRefused(exc.message, retryable=exc.retryable) from None
+    record = await asyncio.to_thread(
+        record_install, engine, settings, portal_id=hub_id, tokens=tokens, app_id=app_id, now=now
+    )
+    gateway.forget(hub_id)
+    log.info(
+        "HubSpot portal installed",
+        extra={
+            "portal_id": hub_id,
+            "connection_created": record.connection_created,
+            "resumed": record.resumed_ops,
+        },
+    )
+    return InstallOutcome(record, await _set_up(gateway, hub_id))
+
+
+async def _set_up(gateway: HubSpotGateway, portal_id: int) -> str | None:
+    client = gateway.client_for(portal_id)
+    if client is None:
+        return "no usable token"
+    try:
+        await gateway.setup_for(client, portal_id)
+    except HubSpotError as exc:
+        log.warning("HubSpot set-up after install failed", extra={"portal_id": portal_id})
+        return exc.message
+    return None
