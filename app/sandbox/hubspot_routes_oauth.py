@@ -11,7 +11,7 @@ are not behind the API gate. Control: ``GET /_sandbox/oauth``, ``POST /_sandbox/
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -56,7 +56,10 @@ async def authorize(
 
 
 async def _token(request: Request, sandbox: HubSpotSandbox, route: str) -> Response:
-    form = {key: str(value) for key, value in (await request.form()).items()}
+    # Parsed here rather than with request.form(): that needs python-multipart, not a dependency.
+    form = {
+        key: values[0] for key, values in parse_qs((await request.body()).decode("utf-8", "replace")).items()
+    }
     async with sandbox.lock:
         if sandbox.oauth.settings.token_route_down:
             return JSONResponse(error_body("SERVICE_UNAVAILABLE", "The sandbox is down."), status_code=503)
