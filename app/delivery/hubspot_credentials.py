@@ -205,7 +205,7 @@ class OAuthTokenSource:
         lease_s: float = REFRESH_LEASE_S,
         poll_s: float = LEASE_POLL_S,
         wait_max_s: float = LEASE_WAIT_MAX_S,
-        recheck_s: float = TOKEN_RECHECK_S,
+        recheck_s: float | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
@@ -216,7 +216,7 @@ class OAuthTokenSource:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.wait_max_s = wait_max_s
-        self.recheck_s = recheck_s
+        self.recheck_s = TOKEN_RECHECK_S if recheck_s is None else recheck_s
         self.now = now
         self._cached: StoredTokens | None = None
         self._read_at = 0.0
