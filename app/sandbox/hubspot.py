@@ -18,7 +18,9 @@ Every request is counted per ``"METHOD /path/template"`` in ``stats.requests``, 
 The control API under ``/_sandbox/`` needs no token and bypasses the gate:
 ``GET /_sandbox/state?portal=``, ``POST /_sandbox/users``, ``POST /_sandbox/contacts``,
 ``GET|POST /_sandbox/faults``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``; OpenAPI docs at
-``/_sandbox/docs``.
+``/_sandbox/docs``. The app's OAuth server (install, token routes, token info; ``/_sandbox/oauth``
+to uninstall, advance its clock or inject faults) is in ``hubspot_oauth`` and ``hubspot_routes_oauth``;
+its access tokens open the API like the static ones until they expire.
 
 The routes live per resource in ``hubspot_routes_crm`` (contacts, properties, calls),
 ``hubspot_routes_events`` (timeline, marketing events), ``hubspot_routes_settings`` (users, workflow

@@ -32,21 +32,22 @@ TOKEN_INFO_PATH = "/oauth/v1/access-tokens/{token}"  # noqa: S105
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
-# What the install link asks for (reference/hubspot-platform.md §3). Required scopes must all be
-# granted or HubSpot refuses the install; optional ones are granted when the account has them.
+# What the install link asks for (reference/hubspot-platform.md §3), in step with the project's
+# feature→scopes table (app/actions/hubspot_project.py). Required scopes must all be granted or HubSpot
+# refuses the install; optional ones only turn a feature off when the account cannot grant them.
 OAUTH_SCOPES: tuple[str, ...] = (
     "oauth",  # always required by HubSpot for an OAuth app
     "crm.objects.contacts.read",  # find contacts by email, read their properties
     "crm.objects.contacts.write",  # upsert contacts; calls and notes are written with this too
     "crm.schemas.contacts.write",  # create the zoom_webinars property group and its properties
-    "timeline",  # timeline events (classic templates and 2026-03 app events)
+    "crm.objects.marketing_events.read",  # find the webinars' marketing events
+    "crm.objects.marketing_events.write",  # create them, record attendance and completion
     "automation",  # complete the workflow action's blocked executions (callbacks)
+    "settings.users.read",  # account users: a user's email is never made a contact (R2)
 )
 OPTIONAL_OAUTH_SCOPES: tuple[str, ...] = (
-    "crm.objects.marketing_events.read",  # find marketing events (not every tier has them)
-    "crm.objects.marketing_events.write",  # create events, attendance, completion
-    "settings.users.read",  # account users: hosts and panelists are not synced as attendees
-    "crm.objects.owners.read",  # owners, the fallback when users cannot be read
+    "crm.objects.owners.read",  # owners by email (the host as activity owner); else no owner
+    "timeline",  # timeline events (classic templates, 2026-03 app events); else notes or nothing
 )
 
 
