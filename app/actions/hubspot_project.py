@@ -16,7 +16,6 @@ import ipaddress
 import json
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ from app.actions.definition import (
     input_fields,
     output_fields,
 )
+from app.integrations.hubspot.scopes import OPTIONAL_SCOPES, REQUIRED_SCOPES, SCOPES_BY_FEATURE
 
 PLATFORM_VERSION = "2026.03"
 # static: one account, a token copied by hand; oauth: the install link of CONTRACT.md §7, several accounts.
@@ -56,81 +56,6 @@ README_FILE = "README.md"
 # a conservative subset that is safe in a folder name and a URL; 214 is our own bound, not HubSpot's.
 PROJECT_NAME_MAX = 214
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9_-]([A-Za-z0-9 _-]*[A-Za-z0-9_-])?")
-
-
-@dataclass(frozen=True)
-class ScopeNeed:
-    """What one feature of the service needs from HubSpot, and why."""
-
-    feature: str
-    scopes: tuple[str, ...]
-    required: bool
-    why: str
-
-
-# The one table of scopes: the app's hsmeta file and the rendered README are both built from it.
-# Required scopes are what the service cannot work without; optional ones only turn a feature off.
-SCOPES_BY_FEATURE: tuple[ScopeNeed, ...] = (
-    ScopeNeed("app", ("oauth",), True, "HubSpot's base scope that every app declares."),
-    ScopeNeed(
-        "contacts",
-        ("crm.objects.contacts.read", "crm.objects.contacts.write"),
-        True,
-        "Find contacts by email, create or update them with the Zoom properties, and log calls "
-        "(recordings) on them: HubSpot's 2026-03 specs write calls and notes with the contacts write scope.",
-    ),
-    ScopeNeed(
-        "contact properties",
-        ("crm.schemas.contacts.write",),
-        True,
-        "`zoom-hubspot setup` creates the `zoom_webinars` property group and its contact properties.",
-    ),
-    ScopeNeed(
-        "marketing events",
-        ("crm.objects.marketing_events.read", "crm.objects.marketing_events.write"),
-        True,
-        "Each webinar is a marketing event; registrations, attendance and cancellations are recorded on it.",
-    ),
-    ScopeNeed(
-        "workflow action",
-        ("automation",),
-        True,
-        "Completes blocked workflow-action executions through HubSpot's callbacks API.",
-    ),
-    ScopeNeed(
-        "account users",
-        ("settings.users.read",),
-        True,
-        "Lists the account's users: an email of a user is never made a contact (R2), so contact "
-        "delivery cannot go on without it.",
-    ),
-    ScopeNeed(
-        "owners",
-        ("crm.objects.owners.read",),
-        False,
-        "Looks up HubSpot owners by email (the webinar host as owner of activities); without it, "
-        "activities carry no owner.",
-    ),
-    ScopeNeed(
-        "timeline",
-        ("timeline",),
-        False,
-        "Timeline events for registrations and attendance; HubSpot grants it only to some apps, and "
-        "without it those events are skipped while contacts and marketing events still sync.",
-    ),
-)
-
-
-def _scopes(required: bool) -> tuple[str, ...]:
-    found: list[str] = []
-    for need in SCOPES_BY_FEATURE:
-        if need.required is required:
-            found.extend(s for s in need.scopes if s not in found)
-    return tuple(found)
-
-
-REQUIRED_SCOPES = _scopes(True)
-OPTIONAL_SCOPES = _scopes(False)
 
 
 class ProjectError(ValueError):

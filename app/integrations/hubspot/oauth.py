@@ -23,6 +23,7 @@ from app.integrations.hubspot.errors import (
     HubSpotUnavailable,
     error_from_response,
 )
+from app.integrations.hubspot.scopes import OPTIONAL_SCOPES, REQUIRED_SCOPES
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +33,10 @@ TOKEN_INFO_PATH = "/oauth/v1/access-tokens/{token}"  # noqa: S105
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
-# What the install link asks for (reference/hubspot-platform.md §3), in step with the project's
-# feature→scopes table (app/actions/hubspot_project.py). Required scopes must all be granted or HubSpot
-# refuses the install; optional ones only turn a feature off when the account cannot grant them.
-OAUTH_SCOPES: tuple[str, ...] = (
-    "oauth",  # always required by HubSpot for an OAuth app
-    "crm.objects.contacts.read",  # find contacts by email, read their properties
-    "crm.objects.contacts.write",  # upsert contacts; calls and notes are written with this too
-    "crm.schemas.contacts.write",  # create the zoom_webinars property group and its properties
-    "crm.objects.marketing_events.read",  # find the webinars' marketing events
-    "crm.objects.marketing_events.write",  # create them, record attendance and completion
-    "automation",  # complete the workflow action's blocked executions (callbacks)
-    "settings.users.read",  # account users: a user's email is never made a contact (R2)
-)
-OPTIONAL_OAUTH_SCOPES: tuple[str, ...] = (
-    "crm.objects.owners.read",  # owners by email (the host as activity owner); else no owner
-    "timeline",  # timeline events (classic templates, 2026-03 app events); else notes or nothing
-)
+# What the install link asks for: the project's table (scopes.py). Required scopes must all be granted
+# or HubSpot refuses the install; optional ones only turn a feature off when the account cannot grant them.
+OAUTH_SCOPES: tuple[str, ...] = REQUIRED_SCOPES
+OPTIONAL_OAUTH_SCOPES: tuple[str, ...] = OPTIONAL_SCOPES
 
 
 class HubSpotRefreshRefused(HubSpotAuthError):
