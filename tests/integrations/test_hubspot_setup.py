@@ -31,7 +31,7 @@ from app.integrations.hubspot import (
 from app.integrations.hubspot.setup import ensure_hubspot_setup
 from app.integrations.hubspot.setup_properties import CONTACT_PROPERTIES, PROPERTY_GROUP
 from app.integrations.hubspot.setup_report import ItemKind, ItemStatus, SetupReport
-from app.integrations.hubspot.setup_store import store_created, stored_template_ids
+from app.integrations.hubspot.setup_store import store_created, stored_template_ids, stored_timeline_backend
 from app.integrations.hubspot.setup_templates import (
     EVENT_TEMPLATES,
     TEMPLATE_ATTENDANCE,
@@ -41,7 +41,7 @@ from app.integrations.hubspot.setup_templates import (
     encode_tokens,
 )
 from app.migrations import upgrade_to_head
-from app.models import HubSpotSetupItem
+from app.models import HubSpotSetupItem, TimelineBackend
 from app.sandbox.hubspot import create_hubspot_sandbox, sandbox_of
 from tests.fixtures.databases import Database
 
@@ -358,7 +358,10 @@ async def test_without_app_id_templates_are_skipped(
     assert {item.name for item in skipped} == set(CONTRACT_TEMPLATES)
     assert all(item.kind is ItemKind.EVENT_TEMPLATE for item in skipped)
     assert "HUBSPOT_APP_ID" in (skipped[0].detail or "")
-    assert "timeline events cannot be sent" in report.render()
+    # Without an app id there are no classic templates: activities are written as notes (CONTRACT §4.2).
+    assert "Timeline activities: notes" in report.render()
+    assert report.timeline_backend is TimelineBackend.NOTES
+    assert stored_timeline_backend(database.engine, PORTAL) is TimelineBackend.NOTES
     assert len(report.created) == 5
     requests = sandbox_of(sandbox).stats.requests
     assert requests[TEMPLATE_LIST] == 0 and requests[TEMPLATE_CREATE] == 0
