@@ -31,6 +31,8 @@ TEMPLATE_KINDS = {
     "Zoom: recordable event": "recording",
 }
 EMAILS = sorted([*ATTENDEES, ABSENT[0]])
+NOTE_CREATE = "POST /crm/v3/objects/notes"
+NOTE_LIST = "GET /crm/v4/objects/contacts/{contact_id}/associations/notes"
 
 # What HubSpot holds about the people and the webinar, exactly, in every mode.
 LINK = "<the webinar's registration link>"
@@ -245,3 +247,26 @@ def assert_notes(notes: list[dict[str, Any]], ids: dict[str, str], result: dict[
     rows = result["note_rows"]
     assert len(rows) == 7 and all(note_id for _, note_id in rows)
     assert {note_id for _, note_id in rows} == {n["id"] for n in notes}
+
+
+async def test_notes_are_created_once_when_answers_are_lost(database: Database) -> None:
+    """HubSpot makes three notes but their answers are lost (504): the service finds each among the
+    contact's notes by its marker and creates none twice."""
+    async with harness(database, hubspot_timeline_backend="notes") as h:
+        h.hubspot.faults.drop_answer_route = NOTE_CREATE
+        h.hubspot.faults.drop_answer_after_apply = 3
+        played = await play_webinar(h)
+        await record(h, played)
+        status = await h.wait_done()
+        assert status["failed"] == 0, status
+        assert h.hubspot.faults.drop_answer_after_apply == 0, "the fault never fired"
+        state = h.portal_state()
+        stats = state["stats"]
+        assert stats["requests"][NOTE_CREATE] == 7 and stats["statuses"]["504"] == 3, stats
+        assert stats["requests"][NOTE_LIST] >= 3, stats
+        assert_core({"view": core_view(h, played.webinar_id), "calls": len(state["calls"])})
+        ids = ids_by_email(h)
+        share_url = zoom_recording(h, played.webinar_id)["share_url"]
+    with unit_of_work(database.engine) as session:
+        rows = [(r.activity_key, r.note_id) for r in session.exec(select(HubSpotNote)).all()]
+    assert_notes(state["notes"], ids, {"played": played, "share_url": share_url, "note_rows": rows})
