@@ -259,7 +259,9 @@ class FakeHubSpot:
             method="PUT", path__regex=r"^/marketing/v3/marketing-events/events/[^/]+$", name="marketing_event"
         ).mock(side_effect=dispatch("marketing_event"))
         router.route(
-            method="GET", path__regex=r"^/marketing/v3/marketing-events/[^/]+/identifiers$", name="identifiers"
+            method="GET",
+            path__regex=r"^/marketing/v3/marketing-events/[^/]+/identifiers$",
+            name="identifiers",
         ).mock(side_effect=dispatch("identifiers"))
         router.route(
             method="PATCH", path__regex=r"^/marketing/v3/marketing-events/[^/]+$", name="marketing_patch"

@@ -218,30 +218,51 @@ async def test_a_lost_create_answer_of_the_same_app_is_found_at_once(database: D
         assert counts[UPSERT] == 1 and counts[OWN_GET] == 1, counts
 
 
-async def test_an_event_deleted_in_hubspot_is_made_again_once_with_every_state(database: Database) -> None:
+async def delete_event(h: Harness, object_id: str) -> None:
+    r = await h.hs_http.delete(
+        f"/marketing/v3/marketing-events/{object_id}", headers={"Authorization": "Bearer hs-sandbox-token"}
+    )
+    assert r.status_code == 204, r.text
+
+
+async def test_an_event_deleted_in_hubspot_is_made_again_with_every_state(database: Database) -> None:
     async with harness(database) as h:
         await h.settings_patch(webinar_sync_enabled=True)
         webinar_id, t0 = await new_webinar(h)
         ids = await register(h, webinar_id, t0, "ann@example.com", "bob@example.com")
-        await run_and_end(h, webinar_id, t0, [ids["ann@example.com"]])
-        [gone] = marketing_events(h)
-        r = await h.hs_http.delete(
-            f"/marketing/v3/marketing-events/{gone['objectId']}",
-            headers={"Authorization": "Bearer hs-sandbox-token"},
-        )
-        assert r.status_code == 204, r.text
+        [first] = marketing_events(h)
+        await delete_event(h, first["objectId"])
 
+        # A contact's state is the first call to meet the 404.
+        ids |= await register(h, webinar_id, t0, "cara@example.com")
+        [second] = marketing_events(h)
+        assert second["objectId"] != first["objectId"]
+        everyone = {
+            "ann@example.com": "register",
+            "bob@example.com": "register",
+            "cara@example.com": "register",
+        }
+        assert states_by_email(h, second) == everyone  # the webinar was planned again
+        await run_and_end(h, webinar_id, t0, [ids["ann@example.com"]])
+        await delete_event(h, second["objectId"])
+
+        # Now the event's own update meets it (Sync now plans the webinar again).
         r = await h.client.post(f"/api/v1/portals/{PORTAL_ID}/webinars/{webinar_id}/sync", headers=ADMIN)
         assert r.status_code == 202, r.text
         await h.wait_done()
 
         [event] = marketing_events(h)
-        assert event["objectId"] != gone["objectId"]
-        assert states_by_email(h, event) == {"ann@example.com": "attend", "bob@example.com": "register"}
+        assert event["objectId"] not in (first["objectId"], second["objectId"])
+        assert states_by_email(h, event) == everyone | {"ann@example.com": "attend"}
         assert event["eventCompleted"] is True
         [row] = stored(database)
         assert row.object_id == event["objectId"]
-        [warning] = await entries(h, webinar_id, "webinar_data_not_synced")
-        assert warning["status"] == "warning"
-        assert warning["details"]["reason"] == "marketing_event_deleted"
-        assert warning["details"]["object_id"] == gone["objectId"]
+        warnings = await entries(h, webinar_id, "webinar_data_not_synced")
+        assert [(w["status"], w["details"]["reason"], w["details"]["object_id"]) for w in warnings] == [
+            ("warning", "marketing_event_deleted", first["objectId"]),
+            ("warning", "marketing_event_deleted", second["objectId"]),
+        ]
+        assert [w["details"]["route"] for w in warnings] == [
+            "POST /{objectId}/attendance/{state}/create",
+            "PATCH /{objectId}",
+        ]
