@@ -187,31 +187,27 @@ class MarketingEventsApi(HubSpotTransport):
     ) -> BatchResult[AttendanceResult]:
         """Set contacts' state (by contact id) in a marketing event, by its external ids (the app that
         made it only). HubSpot answers 200 even when some inputs fail; those are in `errors`."""
-        if state not in ATTENDANCE_STATES:
-            raise ValueError(f"unknown attendance state {state!r}")
-        check_batch(inputs, "record_attendance")
-        if not inputs:
-            return BatchResult[AttendanceResult]()
         path = f"{BASE}/attendance/{segment(external_event_id)}/{state}/create"
-        return await self._call(
-            BatchResult[AttendanceResult],
-            "POST",
-            path,
-            params={"externalAccountId": external_account_id},
-            body={"inputs": _attendance_rows(inputs)},
-        )
+        return await self._attendance(path, state, inputs, {"externalAccountId": external_account_id})
 
     async def record_attendance_by_object_id(
         self, object_id: str, state: AttendanceState, inputs: Sequence[AttendanceInput]
     ) -> BatchResult[AttendanceResult]:
         """Set contacts' state (by contact id) in the event with this objectId, whichever app made it
         (`POST /{objectId}/attendance/{state}/create`, the same `inputs` as by external id)."""
+        return await self._attendance(f"{BASE}/{segment(object_id)}/attendance/{state}/create", state, inputs)
+
+    async def _attendance(
+        self,
+        path: str,
+        state: AttendanceState,
+        inputs: Sequence[AttendanceInput],
+        params: dict[str, str] | None = None,
+    ) -> BatchResult[AttendanceResult]:
         if state not in ATTENDANCE_STATES:
             raise ValueError(f"unknown attendance state {state!r}")
-        check_batch(inputs, "record_attendance_by_object_id")
+        check_batch(inputs, "record_attendance")
         if not inputs:
             return BatchResult[AttendanceResult]()
-        path = f"{BASE}/{segment(object_id)}/attendance/{state}/create"
-        return await self._call(
-            BatchResult[AttendanceResult], "POST", path, body={"inputs": _attendance_rows(inputs)}
-        )
+        body = {"inputs": _attendance_rows(inputs)}
+        return await self._call(BatchResult[AttendanceResult], "POST", path, params=params, body=body)
