@@ -8,22 +8,28 @@ attendance durations at completion).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.delivery.context import DeliveryContext, syncing
+from app.delivery.marketing_ids import SEARCH_LAG_S, SEARCH_POLL_S, MarketingEventIds, Resolved, Waiting
 from app.delivery.ops import DONE, ClaimedOp, Result, Verdict, hubspot_failure
 from app.delivery.values import PersonWebinar
 from app.integrations.hubspot import (
     AttendanceInput,
+    AttendanceResult,
     AttendanceState,
+    BatchResult,
     HubSpotClient,
     HubSpotError,
+    HubSpotNotFound,
     MarketingEvent,
 )
 from app.models import OutboxOp, OutboxState, Webinar, ZoomUser
@@ -31,15 +37,27 @@ from app.sync.local_model import WebinarKey, load_webinars
 from app.sync.op_kind import OpKind
 from app.util import chunks
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 
 class MarketingDelivery:
     """Three handlers: `events` (marketing_event), `states` (marketing_state), `complete`
-    (marketing_complete)."""
+    (marketing_complete). Each reaches the event by its objectId (`marketing_ids`), so a token of
+    another app (CONTRACT.md §4.2) still finds the one event instead of making a second."""
 
-    def __init__(self, ctx: DeliveryContext) -> None:
+    def __init__(
+        self,
+        ctx: DeliveryContext,
+        *,
+        search_lag_s: float = SEARCH_LAG_S,
+        search_poll_s: float = SEARCH_POLL_S,
+    ) -> None:
         self.ctx = ctx
+        self.ids = MarketingEventIds(
+            ctx.engine, ctx.now, search_lag_s=search_lag_s, search_poll_s=search_poll_s
+        )
 
     async def events(
         self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: object
@@ -54,17 +72,23 @@ class MarketingDelivery:
             if webinar is None or op.webinar_key not in sync:
                 results[op.id] = DONE  # nothing (left) to sync for it
                 continue
-            results[op.id] = await _sent(
-                client.upsert_marketing_event(_marketing_event(webinar, hosts.get(op.webinar_key)))
-            )
+            event = _marketing_event(webinar, hosts.get(op.webinar_key))
+            update = partial(_update, client, event)
+            results[op.id] = await self._sent(client, portal_id, event, update, "PATCH /{objectId}")
         return results
 
     async def complete(
         self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: object
     ) -> dict[int, Result]:
         keys = [k for op in ops if (k := op.webinar_key)]
-        webinars, sync, unfinished = await asyncio.to_thread(
-            self._load, portal_id, keys, lambda s, found: _unfinished_states(s, portal_id, list(found))
+        webinars, sync, (unfinished, hosts) = await asyncio.to_thread(
+            self._load,
+            portal_id,
+            keys,
+            lambda s, found: (
+                _unfinished_states(s, portal_id, list(found)),
+                _host_emails(s, list(found.values())),
+            ),
         )
         results: dict[int, Result] = {}
         for op in ops:
@@ -77,11 +101,9 @@ class MarketingDelivery:
                 results[op.id] = Result(Verdict.WAIT, delay_s=self.ctx.config.wait_s)
                 continue
             start = webinar.actual_start_at or webinar.scheduled_start_at or webinar.actual_end_at
-            results[op.id] = await _sent(
-                client.complete_marketing_event(
-                    webinar.webinar_id, webinar.zoom_account_id, start, webinar.actual_end_at
-                )
-            )
+            event = _marketing_event(webinar, hosts.get(op.webinar_key))
+            finish = partial(_finish, client, event, start, webinar.actual_end_at)
+            results[op.id] = await self._sent(client, portal_id, event, finish, "PATCH /{objectId}")
         return results
 
     async def states(
@@ -96,6 +118,7 @@ class MarketingDelivery:
         groups: dict[tuple[WebinarKey, AttendanceState], list[tuple[int, AttendanceInput]]] = defaultdict(
             list
         )
+        webinars: dict[WebinarKey, Webinar] = {}
         for op, pw, _, contact_id in self.ctx.targets(ops, people, results):
             if pw.key not in people.marketing_events_done:
                 results[op.id] = Result(Verdict.WAIT, delay_s=self.ctx.config.wait_s)
@@ -114,22 +137,25 @@ class MarketingDelivery:
             # end (the end plans every person again).
             for state, item in _attendance_inputs(pw, int(contact_id), with_attendance=ended):
                 groups[(pw.key, state)].append((op.id, item))
+                webinars[pw.key] = pw.webinar
+        hosts = await asyncio.to_thread(self._hosts, list(webinars.values())) if webinars else {}
+        events = {key: _marketing_event(w, hosts.get(key)) for key, w in webinars.items()}
         failed_ops: set[int] = set()
         # register before attend/cancel, so HubSpot sees the states in the order they happened
         order = {"register": 0, "attend": 1, "cancel": 1}
-        for ((account_id, webinar_id), state), items in sorted(
-            groups.items(), key=lambda g: (order[g[0][1]], g[0])
-        ):
+        for (key, state), items in sorted(groups.items(), key=lambda g: (order[g[0][1]], g[0])):
             for part in chunks(items, self.ctx.config.batch_size):
-                try:
-                    batch = await client.record_attendance(
-                        webinar_id, account_id, state, [i for _, i in part]
-                    )
-                except HubSpotError as exc:
+                sent: list[BatchResult[AttendanceResult]] = []
+                record = partial(_record, client, state, [i for _, i in part], sent)
+                outcome = await self._sent(
+                    client, portal_id, events[key], record, "POST /{objectId}/attendance/{state}/create"
+                )
+                if outcome.verdict is not Verdict.DONE or not sent:
                     for op_id, _ in part:
-                        results[op_id] = hubspot_failure(exc, "marketing_event_failed")
+                        results[op_id] = outcome
                         failed_ops.add(op_id)
                     continue
+                batch = sent[-1]
                 failed_vids = {str(x) for error in batch.errors for x in error.context.get("vids", error.ids)}
                 for op_id, item in part:
                     if str(item.vid) in failed_vids:
@@ -145,6 +171,37 @@ class MarketingDelivery:
         # for this version; the end plans the person again.
         return results | {op.id: DONE for op in ops if op.id not in results}
 
+    async def _sent(
+        self,
+        client: HubSpotClient,
+        portal_id: int,
+        event: MarketingEvent,
+        call: Callable[[Resolved], Awaitable[None]],
+        route: str,
+    ) -> Result:
+        """`call` on the webinar's event, by its objectId (found or made first). A 404 says the event
+        was deleted in HubSpot: its id is forgotten and the event made again, once per call."""
+        try:
+            found = await self.ids.resolve(client, portal_id, event)
+            if isinstance(found, Waiting):
+                return _waiting(found)
+            try:
+                await call(found)
+            except HubSpotNotFound:
+                key = (event.external_account_id, event.external_event_id)
+                await self.ids.forget(portal_id, key, found.object_id, route)
+                again = await self.ids.resolve(client, portal_id, event, exclude=found.object_id)
+                if isinstance(again, Waiting):
+                    return _waiting(again)
+                await call(again)
+        except HubSpotError as exc:
+            return hubspot_failure(exc, "marketing_event_failed")
+        return DONE
+
+    def _hosts(self, webinars: list[Webinar]) -> dict[WebinarKey, str]:
+        with self.ctx.session() as session:
+            return _host_emails(session, webinars)
+
     def _load(
         self,
         portal_id: int,
@@ -158,13 +215,45 @@ class MarketingDelivery:
             return webinars, sync, also(session, webinars)
 
 
-async def _sent(call: Awaitable[object]) -> Result:
-    """The result of one call about the marketing event itself."""
+async def _update(client: HubSpotClient, event: MarketingEvent, found: Resolved) -> None:
+    if not found.created:  # a new event was just made with these very values
+        await client.update_marketing_event(found.object_id, event)
+
+
+async def _finish(
+    client: HubSpotClient, event: MarketingEvent, start: datetime, end: datetime, found: Resolved
+) -> None:
+    """Complete the event. HubSpot has `complete` by external id only (v3 and 2026-03 list no
+    objectId route), and it answers 404 to any app but the one that made the event. So the actual
+    times go through the objectId update, which every app may use, and `complete` follows for its
+    "completed" flag where it works: its 404 right after the update found the event means the event
+    is another app's, not that it is gone."""
+    await client.set_marketing_event_times(found.object_id, start, end)
     try:
-        await call
-    except HubSpotError as exc:
-        return hubspot_failure(exc, "marketing_event_failed")
-    return DONE
+        await client.complete_marketing_event(event.external_event_id, event.external_account_id, start, end)
+    except HubSpotNotFound:
+        log.info(
+            "marketing event of another app: its times are written, its `complete` is not this app's",
+            extra={"portal_id": client.portal_id, "object_id": found.object_id},
+        )
+
+
+async def _record(
+    client: HubSpotClient,
+    state: AttendanceState,
+    inputs: list[AttendanceInput],
+    sent: list[BatchResult[AttendanceResult]],
+    found: Resolved,
+) -> None:
+    sent.append(await client.record_attendance_by_object_id(found.object_id, state, inputs))
+
+
+def _waiting(waiting: Waiting) -> Result:
+    return Result(
+        Verdict.WAIT,
+        error="marketing event create unanswered: waiting for HubSpot's search to show it",
+        delay_s=waiting.delay_s,
+    )
 
 
 def _attendance_inputs(

@@ -210,6 +210,14 @@ class SeedUsers(_Body):
     users: list[SeedUser]
 
 
+class SeedToken(_Body):
+    """Another bearer token for a portal, of the app `app_id` (default: the sandbox's own app)."""
+
+    token: str = Field(min_length=1)
+    portal: int | None = None
+    app_id: str | None = Field(default=None, min_length=1)
+
+
 class SeedContact(_Body):
     email: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)

@@ -220,6 +220,10 @@ class MarketingEvent:
     updated_at: datetime
     completed_at: datetime | None = None
     attendance: dict[str, Attendance] = field(default_factory=dict)
+    # The app whose token made it (external-id routes see only their app's events) and when, on the
+    # portal's clock (the identifiers search shows it `search_lag_s` later).
+    app_id: str = ""
+    created_clock: float = 0.0
 
     def apply(self, body: MarketingEventBody, moment: datetime) -> None:
         for name, value in body.model_dump(include=set(_MARKETING_FIELDS), exclude_none=True).items():
@@ -257,6 +261,7 @@ class MarketingEvent:
     def snapshot(self) -> JSON:
         body = self.to_json()
         body["completedAt"] = iso_utc(self.completed_at) if self.completed_at else None
+        body["appId"] = self.app_id
         body["attendance"] = {cid: a.to_json() for cid, a in self.attendance.items()}
         return body
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.sandbox.hubspot_bodies import FaultsUpdate, SeedContacts, SeedUsers
+from app.sandbox.hubspot_bodies import FaultsUpdate, SeedContacts, SeedToken, SeedUsers
 from app.sandbox.hubspot_http import SandboxDep
 from app.sandbox.sandbox_app import CONTROL_PREFIX
 
@@ -42,6 +42,13 @@ async def seed_contacts(body: SeedContacts, sandbox: SandboxDep) -> dict[str, An
         target = sandbox.portal(body.portal)
         created = [target.seed_contact(contact).to_json() for contact in body.contacts]
     return {"portal": target.portal_id, "contacts": created}
+
+
+@control.post("/tokens", status_code=201)
+async def add_token(body: SeedToken, sandbox: SandboxDep) -> dict[str, Any]:
+    """Serve another token for a portal, of another app if `app_id` says so (until reset)."""
+    async with sandbox.lock:
+        return sandbox.add_token(body.token, body.portal, body.app_id)
 
 
 @control.get("/faults")

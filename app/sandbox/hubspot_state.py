@@ -216,7 +216,7 @@ class PortalState(TimelineMixin, MarketingMixin, CallsMixin, ActivitiesMixin):
         self.property_groups: dict[str, PropertyGroup] = {}
         self.properties: dict[str, PropertyDefinition] = {}
         self.timeline_events: dict[tuple[str, str], TimelineEvent] = {}
-        self.marketing_events: dict[tuple[str, str], MarketingEvent] = {}
+        self.marketing_events: dict[str, MarketingEvent] = {}  # by object id
         self.calls: dict[str, Call] = {}
         self.app_events: dict[tuple[str, str], AppEventRecord] = {}
         self.notes: dict[str, Note] = {}
@@ -323,6 +323,10 @@ class HubSpotSandbox:
         self.tokens: dict[str, int] = dict(DEFAULT_TOKENS if tokens is None else tokens)
         if not self.tokens:
             raise ValueError("the sandbox needs at least one token")
+        # The app of each token that is not the sandbox's own (`add_token`); marketing events are
+        # scoped to the app that made them.
+        self.token_apps: dict[str, str] = {}
+        self._initial_tokens = dict(self.tokens)
         self.app_id = str(app_id)
         self.rate_limit = rate_limit
         self.window_s = window_s
@@ -350,6 +354,7 @@ class HubSpotSandbox:
         """Forget everything: back to the state the constructor made."""
         rate_limit, window_s, faults = self._initial
         self.rate_limit, self.window_s = rate_limit, window_s
+        self.tokens, self.token_apps = dict(self._initial_tokens), {}
         self.faults = Faults(**faults.to_json())
         self.rng = random.Random(self.faults.seed)
         # Through a lambda: a test may swap `clock` later, and the portals follow.
@@ -427,6 +432,24 @@ class HubSpotSandbox:
 
     def settings(self) -> JSON:
         return {**self.faults.to_json(), "rate_limit": self.rate_limit, "window_s": self.window_s}
+
+    # ---- tokens of other apps -----------------------------------------------------------------------
+
+    def add_token(self, token: str, portal_id: int | None = None, app_id: str | None = None) -> JSON:
+        """Serve `token` for a portal (default: the default portal) as a token of the app `app_id`
+        (default: the sandbox's own): e.g. a second app installed in the same HubSpot account.
+        Gone after `reset`."""
+        portal = self.portal(portal_id)
+        self.tokens[token] = portal.portal_id
+        if app_id is not None and str(app_id) != self.app_id:
+            self.token_apps[token] = str(app_id)
+        else:
+            self.token_apps.pop(token, None)
+        return {"portal": portal.portal_id, "app_id": self.app_for_token(token)}
+
+    def app_for_token(self, token: str | None) -> str:
+        """The app a token belongs to: the sandbox's own unless `add_token` said otherwise."""
+        return self.token_apps.get(token, self.app_id) if token else self.app_id
 
     # ---- request gate -------------------------------------------------------------------------------
 

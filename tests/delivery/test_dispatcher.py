@@ -202,7 +202,17 @@ class FakeHubSpot:
     seen (207 CONFLICT, as HubSpot does). `answer(route, ...)` replaces the next answers of a route;
     `always(route, ...)` replaces all of them."""
 
-    ROUTES = ("users", "read", "upsert", "timeline", "marketing_event", "attendance", "complete")
+    ROUTES = (
+        "users",
+        "read",
+        "upsert",
+        "timeline",
+        "identifiers",
+        "marketing_event",
+        "marketing_patch",
+        "attendance",
+        "complete",
+    )
 
     def __init__(self, contacts: dict[str, str] | None = None) -> None:
         self.contacts: dict[str, str] = dict(contacts or {})
@@ -223,7 +233,9 @@ class FakeHubSpot:
             "read": self._read,
             "upsert": self._upsert,
             "timeline": self._timeline,
+            "identifiers": self._identifiers,
             "marketing_event": self._marketing_event,
+            "marketing_patch": self._marketing_patch,
             "attendance": self._attendance,
             "complete": self._complete,
         }
@@ -248,8 +260,16 @@ class FakeHubSpot:
             method="PUT", path__regex=r"^/marketing/v3/marketing-events/events/[^/]+$", name="marketing_event"
         ).mock(side_effect=dispatch("marketing_event"))
         router.route(
+            method="GET",
+            path__regex=r"^/marketing/v3/marketing-events/[^/]+/identifiers$",
+            name="identifiers",
+        ).mock(side_effect=dispatch("identifiers"))
+        router.route(
+            method="PATCH", path__regex=r"^/marketing/v3/marketing-events/[^/]+$", name="marketing_patch"
+        ).mock(side_effect=dispatch("marketing_patch"))
+        router.route(
             method="POST",
-            path__regex=r"^/marketing/v3/marketing-events/attendance/[^/]+/(register|attend|cancel)/create$",
+            path__regex=r"^/marketing/v3/marketing-events/[^/]+/attendance/(register|attend|cancel)/create$",
             name="attendance",
         ).mock(side_effect=dispatch("attendance"))
         router.route(
@@ -345,6 +365,14 @@ class FakeHubSpot:
         if errors:
             body |= {"errors": errors, "numErrors": len(errors)}
         return httpx.Response(207 if errors else 201, json=body)
+
+    @staticmethod
+    def _identifiers(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"results": [], "total": 0})
+
+    @staticmethod
+    def _marketing_patch(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"objectId": "me-1", **json.loads(request.content)})
 
     @staticmethod
     def _marketing_event(request: httpx.Request) -> httpx.Response:
@@ -684,6 +712,9 @@ async def test_marketing_event_states_and_completion(
     ann, bob = int(fake.contacts["ann@example.com"]), int(fake.contacts["bob@example.com"])
     cara = int(CARA_ID)
 
+    # No objectId stored yet: the event is looked up among every app's first (none), then made once.
+    [lookup] = sent(router, "identifiers")
+    assert (lookup.method, lookup.path) == ("GET", f"/marketing/v3/marketing-events/{WEBINAR}/identifiers")
     [event] = sent(router, "marketing_event")
     assert_headers(event)
     assert (event.method, event.path, event.params) == (
@@ -703,15 +734,16 @@ async def test_marketing_event_states_and_completion(
         "eventUrl": JOIN_URL,
     }
 
+    # Then everything goes by the objectId HubSpot answered ("me-1"), whichever app the token is of.
     states = sent(router, "attendance")
     for r in states:
         assert_headers(r)
-        assert r.method == "POST" and r.params == {"externalAccountId": ACCOUNT_ID}
+        assert r.method == "POST" and r.params == {}
     by_state = {r.path.rsplit("/", 2)[-2]: r for r in states}
     assert [r.path for r in states] == [
-        f"/marketing/v3/marketing-events/attendance/{WEBINAR}/register/create",
-        f"/marketing/v3/marketing-events/attendance/{WEBINAR}/attend/create",
-        f"/marketing/v3/marketing-events/attendance/{WEBINAR}/cancel/create",
+        "/marketing/v3/marketing-events/me-1/attendance/register/create",
+        "/marketing/v3/marketing-events/me-1/attendance/attend/create",
+        "/marketing/v3/marketing-events/me-1/attendance/cancel/create",
     ]
 
     def by_vid(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -746,6 +778,12 @@ async def test_marketing_event_states_and_completion(
         {"vid": bob, "interactionDateTime": cancelled_at_ms(database, "bob@example.com"), "properties": {}}
     ]
 
+    # Completion: the actual times by objectId (any app), then `complete` (external ids only).
+    [times] = sent(router, "marketing_patch")
+    assert (times.path, times.body) == (
+        "/marketing/v3/marketing-events/me-1",
+        {"startDateTime": iso(T0), "endDateTime": iso(T0 + 60 * MINUTE), "customProperties": []},
+    )
     [complete] = sent(router, "complete")
     assert_headers(complete)
     assert (complete.method, complete.path, complete.params, complete.body) == (
@@ -758,7 +796,7 @@ async def test_marketing_event_states_and_completion(
     order = [c.request.url.path for c in router.calls]
     event_at = order.index(event.path)
     state_at = [i for i, p in enumerate(order) if "/attendance/" in p]
-    assert event_at < min(state_at) and max(state_at) < order.index(complete.path)
+    assert event_at < min(state_at) and max(state_at) < order.index(times.path) < order.index(complete.path)
     # No state for a contact that has no id yet: every vid is a contact id HubSpot returned.
     assert {i["vid"] for r in states for i in r.body["inputs"]} == {ann, bob, cara}
     assert {o.state for o in ops(database)} == {"done"}

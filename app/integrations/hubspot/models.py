@@ -192,9 +192,19 @@ class TimelineEventResult(HubSpotModel):
     created_at: AwareDatetime | None = None
 
 
+class AppInfo(HubSpotModel):
+    """The HubSpot app that made a marketing event (external-id routes only see their own app's)."""
+
+    id: str | None = None
+    name: str | None = None
+
+
 class MarketingEventResult(HubSpotModel):
     object_id: str | None = None
     id: str | None = None
+    external_event_id: str | None = None
+    external_account_id: str | None = None
+    app_info: AppInfo | None = None
     event_name: str | None = None
     event_organizer: str | None = None
     event_type: str | None = None
@@ -203,6 +213,29 @@ class MarketingEventResult(HubSpotModel):
     end_at: AwareDatetime | None = Field(default=None, alias="endDateTime")
     event_completed: bool | None = None
     event_cancelled: bool | None = None
+
+    @property
+    def hubspot_id(self) -> str | None:
+        """The event's objectId. The v3 upsert answer names it both `objectId` and `id` (the same CRM
+        object id); either is taken, `objectId` first."""
+        return self.object_id or self.id or None
+
+
+class MarketingEventIdentifier(HubSpotModel):
+    """One match of `GET /marketing/v3/marketing-events/{externalEventId}/identifiers`: a marketing
+    event of any app of the portal with that externalEventId. HubSpot lists `objectId`,
+    `externalEventId` and `marketingEventName` as required and `appInfo`, `externalAccountId` as
+    optional; only `objectId` is relied on here."""
+
+    object_id: str
+    external_event_id: str | None = None
+    external_account_id: str | None = None
+    marketing_event_name: str | None = None
+    app_info: AppInfo | None = None
+
+    @property
+    def app_id(self) -> str | None:
+        return self.app_info.id if self.app_info is not None else None
 
 
 class AttendanceResult(HubSpotModel):
