@@ -17,7 +17,15 @@ from sqlalchemy.engine import Engine
 from app.actions.config import ActionConfig
 from app.actions.resources import build_action_resources
 from app.actions.service import ActionService
-from app.api import admin_settings, admin_sync, admin_webinars, health, hubspot_actions, zoom_webhooks
+from app.api import (
+    admin_connections,
+    admin_settings,
+    admin_sync,
+    admin_webinars,
+    health,
+    hubspot_actions,
+    zoom_webhooks,
+)
 from app.api.request_guard import RequestGuard
 from app.api.zoom_webhooks import ZoomWebhookFastPath
 from app.bootstrap import ensure_env_connection
@@ -132,6 +140,7 @@ def create_app(
     app.include_router(admin_settings.router)
     app.include_router(admin_webinars.router)
     app.include_router(admin_sync.router)
+    app.include_router(admin_connections.router)
     app.include_router(health.router)
     return app
 
