@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.db import unit_of_work
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
@@ -185,7 +186,9 @@ class TestPerPortalBudget:
         assert max_in_any_window([t for t in sent if t > sent[4]], 10) == 3
         with unit_of_work(database.engine) as session:
             slots = (
-                session.execute(select(RateLimitSlot).where(RateLimitSlot.portal_id == 42)).scalars().all()
+                session.execute(select(RateLimitSlot).where(col(RateLimitSlot.portal_id) == 42))
+                .scalars()
+                .all()
             )
         assert sorted(s.slot for s in slots) == [0, 1, 2]
 
