@@ -22,7 +22,7 @@ from sqlmodel import Session, col
 from app.db import database_unreachable, unit_of_work, utcnow
 from app.ingest.replan import REPLAN_EVENT, replan_key
 from app.metrics import INBOX_PROCESSED
-from app.models import AuditStatus, InboxEvent, InboxState
+from app.models import AuditStatus, Connection, InboxEvent, InboxState
 from app.pull.schedule import schedule_details, schedule_reconcile
 from app.sync.audit import AuditCode, add_audit_event, refresh_webinar_audit
 from app.sync.events import BadEventError, ParsedEvent, parse_event
@@ -206,6 +206,7 @@ class InboxProcessor:
         self._apply_and_plan(session, parsed, replans)
         for part in chunks(done, 500):
             _finish(session, list(part), InboxState.DONE, now)
+        _note_unconnected(session, done, _accounts_of(parsed))
         outcome.done += len(done)
         return outcome
 
@@ -328,6 +329,52 @@ class ClaimedEvent:
     id: int
     event: str
     raw_body: bytes
+
+
+NO_CONNECTION = (
+    "no connection for Zoom account {account}: kept in the local model, synced to a portal once one "
+    "is connected (POST /api/v1/connections)"
+)
+
+
+# One warning per unconnected account and minute: a busy account must not flood the log.
+NO_CONNECTION_WARN_S = 60.0
+_warned_at: dict[str, float] = {}
+
+
+def _accounts_of(events: list[ParsedEvent]) -> set[str]:
+    accounts: set[str] = set()
+    for e in events:
+        for fact in (e.meta, e.registration, e.mark, e.recording):
+            if fact is not None:
+                accounts.add(fact.account_id)
+    return accounts
+
+
+def _note_unconnected(session: Session, ids: list[int], accounts: set[str]) -> None:
+    """Events of a Zoom account with no connection reach no portal: their rows say why (and a warning
+    is logged), instead of looking like events that were synced."""
+    if not accounts or not ids:
+        return
+    connected = set(
+        session.execute(
+            select(col(Connection.zoom_account_id)).where(
+                col(Connection.zoom_account_id).in_(sorted(accounts))
+            )
+        ).scalars()
+    )
+    for account in sorted(accounts - connected):
+        note = NO_CONNECTION.format(account=account)
+        for part in chunks(ids, 500):
+            session.execute(
+                update(InboxEvent)
+                .where(col(InboxEvent.id).in_(list(part)), col(InboxEvent.zoom_account_id) == account)
+                .values(last_error=note)
+            )
+        last = _warned_at.get(account)
+        if last is None or time.monotonic() - last >= NO_CONNECTION_WARN_S:
+            _warned_at[account] = time.monotonic()
+            log.warning("events of a Zoom account with no connection", extra={"zoom_account_id": account})
 
 
 def _finish(
