@@ -26,7 +26,7 @@ from app.models import AuditStatus, Connection, InboxEvent, InboxState
 from app.pull.schedule import schedule_details, schedule_reconcile
 from app.sync.audit import AuditCode, add_audit_event, refresh_webinar_audit
 from app.sync.events import BadEventError, ParsedEvent, parse_event
-from app.sync.inputs import connections_for
+from app.sync.inputs import accounts_with_zoom_app, connections_for
 from app.sync.local_model import (
     Changes,
     WebinarKey,
@@ -228,8 +228,16 @@ class InboxProcessor:
             scopes[key].attendee_keys |= persons
         for key in changes.recordings:
             scopes[key].recordings = True
-        if self.config.zoom_api:
-            for key in changes.webinars_created:
+        # Pulls only for accounts the service can call Zoom for: the env account's app (settings)
+        # or one stored on a connection (admin API).
+        pulled = changes.webinars_created | changes.webinars_ended
+        with_app = accounts_with_zoom_app(session, {k[0] for k in pulled}) if pulled else set()
+
+        def zoom_api(key: WebinarKey) -> bool:
+            return self.config.zoom_api or key[0] in with_app
+
+        for key in changes.webinars_created:
+            if zoom_api(key):
                 schedule_details(session, *key)
         for key in changes.webinar_meta_changed | changes.webinars_created:
             scopes[key].webinar_changed = True
@@ -237,7 +245,7 @@ class InboxProcessor:
             scopes[key].everyone = True  # e.g. the URL of P2 became known after contacts were written
         for key in changes.webinars_ended:
             scopes[key].everyone = True  # attendance is final: plan E2 and P1/P4 for everyone
-            if self.config.zoom_api and self.config.reconcile_delay_s > 0:
+            if zoom_api(key) and self.config.reconcile_delay_s > 0:
                 ended = webinars.get(key)
                 end_at = ended.actual_end_at if ended is not None and ended.actual_end_at else utcnow()
                 # Zoom's reports lag behind: attendance webhooks lost are filled in by one pull later.
