@@ -82,7 +82,7 @@ def create_app(
             state = AppState(settings=cfg, engine=engine, read_engine=read_engine, inbox_writer=writer)
             app.state.app_state = state
             stop = asyncio.Event()
-            zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine)
+            zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine, read_engine=read_engine)
             hubspot = HubSpotGateway(cfg, engine, transport=hubspot_transport) if cfg.run_worker else None
             wake_worker = asyncio.Event()
             # The action's engines and threads (its own on SQLite), closed after it has drained.

@@ -12,8 +12,16 @@ from app.api.deps import AdminAuth, AdminRoute, ReadSessionDep, SettingsDep, Sta
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminAuth], route_class=AdminRoute)
 
+# Connection ids are INTEGER (32-bit): a larger one would make PostgreSQL refuse the query (a 500).
+MAX_CONNECTION_ID = 2**31 - 1
+
 ConnectionId = Annotated[
-    int, Path(ge=1, le=2**63 - 1, description="Connection id (from GET /api/v1/connections); unknown: 404.")
+    int,
+    Path(
+        ge=1,
+        le=MAX_CONNECTION_ID,
+        description="Connection id (from GET /api/v1/connections), 1 to 2^31-1; else 422. Unknown: 404.",
+    ),
 ]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from app.config import Settings
-from app.db import unit_of_work
+from app.db import read_session
 from app.delivery.health import HealthRecorder, ZoomCallObserver
 from app.delivery.health_rules import Service
 from app.integrations.zoom.client import ZoomClient
@@ -39,7 +39,7 @@ def stored_credentials(engine: Engine, settings: Settings, account_id: str) -> A
     """The account's app as stored on its connections (the most recently changed one with both set),
     decrypted; None when none is stored. A secret that cannot be decrypted (APP_SECRET_KEY unset or
     changed) counts as none, with a warning naming the account (never the secret)."""
-    with unit_of_work(engine) as session:
+    with read_session(engine) as session:
         row = session.execute(
             select(col(Connection.zoom_client_id), col(Connection.zoom_client_secret))
             .where(
@@ -76,6 +76,7 @@ class ZoomGateway:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         engine: Engine | None = None,
+        read_engine: Engine | None = None,
     ) -> None:
         self.settings = settings
         # With the database: every call's outcome counts for the connected portals' Zoom health
@@ -87,7 +88,9 @@ class ZoomGateway:
         )
         self.http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, connect=10.0))
         # Without a database (one-off tools) only the env account's credentials exist.
-        self.engine = engine
+        # The credentials are read on the event loop (client_for is called there): through a
+        # read-only engine when given, which on SQLite never waits for the write lock.
+        self.engine = read_engine or engine
         self._tokens: dict[str, tuple[AppCredentials, ZoomTokenProvider]] = {}
         self._checked_at: dict[str, float] = {}
         self._clients: dict[tuple[str, bool], ZoomClient] = {}
@@ -101,8 +104,9 @@ class ZoomGateway:
     def _tokens_for(self, account_id: str) -> ZoomTokenProvider | None:
         now = time.monotonic()
         cached = self._tokens.get(account_id)
-        if cached is not None and now - self._checked_at.get(account_id, 0.0) < CREDENTIALS_RECHECK_S:
-            return cached[1]
+        checked = self._checked_at.get(account_id)
+        if checked is not None and now - checked < CREDENTIALS_RECHECK_S:
+            return cached[1] if cached is not None else None  # "none" is remembered as long
         credentials = self._credentials(account_id)
         self._checked_at[account_id] = now
         if cached is not None and cached[0] == credentials:

@@ -264,6 +264,7 @@ class TestPatchDelete:
         assert r.status_code == 404 and r.json()["detail"] == "unknown connection 999"
         assert (await keyed.delete(f"{URL}/999", headers=ADMIN)).status_code == 404
         assert (await keyed.delete(f"{URL}/abc", headers=ADMIN)).status_code == 422
+        assert (await keyed.delete(f"{URL}/{2**31}", headers=ADMIN)).status_code == 422  # INTEGER column
 
     async def test_env_connection_409(self, keyed: httpx.AsyncClient) -> None:
         [env] = (await keyed.get(URL, headers=ADMIN)).json()
