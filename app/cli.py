@@ -168,6 +168,36 @@ def register_action(
     raise typer.Exit(run_register_action_command(Settings(), published=not unpublished))
 
 
+@cli.command("hubspot-project")
+def hubspot_project(
+    out: Path = typer.Option(..., "--out", help="folder to write the project to (new or empty)"),
+    name: str = typer.Option(
+        "zoom-webinar-sync",
+        "--name",
+        help="HubSpot project name: letters, digits, dashes, underscores, spaces",
+    ),
+    public_base_url: str | None = typer.Option(
+        None, "--public-base-url", help="the service's public https URL; default: PUBLIC_BASE_URL"
+    ),
+    force: bool = typer.Option(False, "--force", help="write into a non-empty folder, overwriting our files"),
+    auth: str = typer.Option(
+        "static",
+        "--auth",
+        help="static (one account, token copied by hand) or oauth (install link, several accounts)",
+    ),
+) -> None:
+    """Write the HubSpot developer project (platform 2026.03: a private app with static or OAuth auth
+    and the workflow action) for `hs project upload`. A URL that is not https is refused, except this
+    machine's own address (127.0.0.1, localhost), which only warns since HubSpot cannot reach it. Exit 2 when
+    refused. Legacy public apps use register-action instead."""
+    from app.actions.hubspot_project import run_hubspot_project_command
+
+    url = public_base_url.rstrip("/") if public_base_url else Settings().public_base_url
+    raise typer.Exit(
+        run_hubspot_project_command(out, project_name=name, public_base_url=url, force=force, auth=auth)
+    )
+
+
 def main() -> None:
     cli()
 

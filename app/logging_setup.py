@@ -16,6 +16,8 @@ from typing import Any
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]+")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{16,}")
+# HubSpot's token-info route has the access token in its path (httpx logs every request's URL).
+_TOKEN_PATH = re.compile(r"(/oauth/v1/(?:access|refresh)-tokens/)[^\s\"'?&/]+")
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "message",
     "asctime",
@@ -32,6 +34,7 @@ def mask_email(email: str) -> str:
 def redact(text: str) -> str:
     text = _EMAIL.sub(r"\1***@\2", text)
     text = _BEARER.sub(r"\1[redacted]", text)
+    text = _TOKEN_PATH.sub(r"\1[redacted]", text)
     return _SIGNATURE.sub("v0=[redacted]", text)
 
 

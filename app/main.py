@@ -24,6 +24,7 @@ from app.api import (
     admin_webinars,
     health,
     hubspot_actions,
+    hubspot_oauth,
     zoom_webhooks,
 )
 from app.api.request_guard import RequestGuard
@@ -84,6 +85,10 @@ def create_app(
             stop = asyncio.Event()
             zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine, read_engine=read_engine)
             hubspot = HubSpotGateway(cfg, engine, transport=hubspot_transport) if cfg.run_worker else None
+            # The OAuth install's callback stores tokens and runs the set-up: with the worker's gateway
+            # when it runs here (its cached clients then see the new tokens at once), else its own.
+            install_gateway = hubspot or HubSpotGateway(cfg, engine, transport=hubspot_transport)
+            app.state.hubspot_gateway = install_gateway
             wake_worker = asyncio.Event()
             # The action's engines and threads (its own on SQLite), closed after it has drained.
             action_resources = build_action_resources(engine)
@@ -115,8 +120,7 @@ def create_app(
                 stop.set()
                 if background is not None:
                     await background.wait()  # bounded: see runner.STOP_GRACE_S
-                if hubspot is not None:
-                    await hubspot.aclose()
+                await install_gateway.aclose()  # the worker's own when it runs here
                 await zoom.aclose()
                 action_resources.close()
                 writer.stop()
@@ -137,6 +141,7 @@ def create_app(
     app.add_middleware(ZoomWebhookFastPath)  # added last = outermost: runs before routing
     app.include_router(zoom_webhooks.router)
     app.include_router(hubspot_actions.router)
+    app.include_router(hubspot_oauth.router)
     app.include_router(admin_settings.router)
     app.include_router(admin_webinars.router)
     app.include_router(admin_sync.router)

@@ -13,13 +13,16 @@ from app.delivery.health import configured_portals, portal_health
 from app.models import (
     ActionExecution,
     ActionState,
+    AuthMode,
     CallbackState,
+    HubSpotPortal,
     InboxEvent,
     InboxState,
     JobState,
     OutboxOp,
     OutboxState,
     SyncJob,
+    TimelineBackend,
 )
 
 
@@ -79,11 +82,37 @@ def job_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-def portals_status(session: Session, env_portal_id: int | None) -> dict[str, dict[str, object]]:
-    """Per configured portal, the health of its HubSpot and Zoom calls (keyed by the id as text)."""
-    portals = configured_portals(session, env_portal_id)
+def portal_auth_status(row: HubSpotPortal | None) -> dict[str, object]:
+    """How a portal authenticates and whether it waits for a re-install (never a token). A portal
+    without a row is the env portal on HUBSPOT_ACCESS_TOKEN: static."""
+    if row is None:
+        return {
+            "auth_mode": AuthMode.STATIC.value,
+            "needs_reinstall": False,
+            "reinstall_reason": None,
+            "timeline_backend": None,
+        }
     return {
-        str(portal_id): {service: asdict(v) for service, v in views.items()}
+        "auth_mode": AuthMode(row.auth_mode).value,
+        "needs_reinstall": row.needs_reinstall,
+        "reinstall_reason": row.reinstall_reason,
+        "timeline_backend": TimelineBackend(row.timeline_backend).value if row.timeline_backend else None,
+    }
+
+
+def portals_status(session: Session, env_portal_id: int | None) -> dict[str, dict[str, object]]:
+    """Per configured portal, the health of its HubSpot and Zoom calls and how it authenticates
+    (keyed by the id as text)."""
+    portals = configured_portals(session, env_portal_id)
+    rows = {
+        row.portal_id: row
+        for row in session.exec(select(HubSpotPortal).where(col(HubSpotPortal.portal_id).in_(portals))).all()
+    }
+    return {
+        str(portal_id): {
+            **{service: asdict(v) for service, v in views.items()},
+            **portal_auth_status(rows.get(portal_id)),
+        }
         for portal_id, views in portal_health(session, portals, utcnow()).items()
     }
 

@@ -20,7 +20,9 @@ from app.models import (
     ActionState,
     AuditEntry,
     AuditStatus,
+    AuthMode,
     CallbackState,
+    HubSpotPortal,
     InboxEvent,
     InboxState,
     JobState,
@@ -32,6 +34,7 @@ from app.models import (
     Registration,
     RegistrationStatus,
     SyncJob,
+    TimelineBackend,
     TranscriptState,
 )
 from tests.fixtures.databases import Database
@@ -58,6 +61,7 @@ def _row(model: type[SQLModel], n: int) -> SQLModel:
         SyncJob: lambda: SyncJob(
             id=f"j{n}", kind="sync_now", portal_id=PORTAL_ID, zoom_account_id=ACCOUNT_ID, run_after=at
         ),
+        HubSpotPortal: lambda: HubSpotPortal(portal_id=PORTAL_ID + n),
     }
     return makers[model]()
 
@@ -73,6 +77,8 @@ ENUM_COLUMNS: list[tuple[type[SQLModel], str, type[StrEnum]]] = [
     (ActionExecution, "state", ActionState),
     (ActionExecution, "callback_state", CallbackState),
     (SyncJob, "state", JobState),
+    (HubSpotPortal, "auth_mode", AuthMode),
+    (HubSpotPortal, "timeline_backend", TimelineBackend),
 ]
 _IDS = [f"{model.__name__}.{attr}" for model, attr, _ in ENUM_COLUMNS]
 

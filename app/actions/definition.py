@@ -80,35 +80,56 @@ def _labels(lang: str) -> dict[str, Any]:
     }
 
 
-def action_definition(public_base_url: str, *, published: bool = True) -> dict[str, Any]:
-    """The definition body; every failure code has an execution rule so workflow history shows why."""
+def action_url(public_base_url: str) -> str:
+    return public_base_url.rstrip("/") + ACTION_PATH
+
+
+# The pieces below are shared by the v4 definition body (legacy public apps, `register-action`) and the
+# `workflow-action` component of the 2026.03 project (`app/actions/hubspot_project.py`), so the two can
+# never describe different actions.
+
+
+def input_fields() -> list[dict[str, Any]]:
+    return [
+        {
+            "typeDefinition": {"name": "webinar_id", "type": "string", "fieldType": "text", "options": []},
+            "supportedValueTypes": ["STATIC_VALUE", "OBJECT_PROPERTY"],
+            "isRequired": True,
+        }
+    ]
+
+
+def output_fields() -> list[dict[str, Any]]:
+    return [
+        {"typeDefinition": {"name": name, "type": "string", "fieldType": "text", "options": []}}
+        for name in OUTPUT_FIELDS
+    ]
+
+
+def execution_rules() -> list[dict[str, Any]]:
+    """Every failure code has an execution rule so workflow history shows why."""
     rules: list[dict[str, Any]] = [
         {"labelName": code.value, "conditions": {"error_code": code.value}} for code in ActionCode
     ]
     rules.append({"labelName": "success", "conditions": {"hs_execution_state": "SUCCESS"}})
+    return rules
+
+
+def action_labels() -> dict[str, dict[str, Any]]:
+    return {"en": _labels("en"), "ja": _labels("ja")}
+
+
+def action_definition(public_base_url: str, *, published: bool = True) -> dict[str, Any]:
+    """The v4 definition body."""
     return {
-        "actionUrl": public_base_url.rstrip("/") + ACTION_PATH,
+        "actionUrl": action_url(public_base_url),
         "published": published,
         "objectTypes": ["CONTACT"],
         "objectRequestOptions": {"properties": list(CONTACT_PROPERTIES)},
-        "inputFields": [
-            {
-                "typeDefinition": {
-                    "name": "webinar_id",
-                    "type": "string",
-                    "fieldType": "text",
-                    "options": [],
-                },
-                "supportedValueTypes": ["STATIC_VALUE", "OBJECT_PROPERTY"],
-                "isRequired": True,
-            }
-        ],
-        "outputFields": [
-            {"typeDefinition": {"name": name, "type": "string", "fieldType": "text", "options": []}}
-            for name in OUTPUT_FIELDS
-        ],
-        "labels": {"en": _labels("en"), "ja": _labels("ja")},
-        "executionRules": rules,
+        "inputFields": input_fields(),
+        "outputFields": output_fields(),
+        "labels": action_labels(),
+        "executionRules": execution_rules(),
         "functions": [],
     }
 

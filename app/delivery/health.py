@@ -46,6 +46,7 @@ from app.models import (
     AuditEntry,
     AuditStatus,
     Connection,
+    HubSpotPortal,
     IntegrationHealth,
     JobState,
     OutboxOp,
@@ -348,8 +349,10 @@ def portal_health(
 
 
 def configured_portals(session: Session, env_portal_id: int | None) -> list[int]:
-    """The env-configured portal and every portal with a stored connection."""
+    """The env-configured portal, every portal with a stored connection and every portal known
+    from `hubspot_portal` (installed through OAuth or given a token, maybe without a connection)."""
     stored = set(session.execute(select(col(Connection.portal_id)).distinct()).scalars())
+    stored.update(session.execute(select(col(HubSpotPortal.portal_id))).scalars())
     if env_portal_id is not None:
         stored.add(env_portal_id)
     return sorted(stored)

@@ -1,4 +1,9 @@
-"""Per-process access to HubSpot: one HTTP client, the shared rate limiter, one client per portal."""
+"""Per-process access to HubSpot: one HTTP client, the shared rate limiter, one client per portal.
+
+A static portal's client sends its stored token (or HUBSPOT_ACCESS_TOKEN for the env portal); an OAuth
+portal's client gets its token per request from an `OAuthTokenSource`, which refreshes it before it
+runs out. A portal waiting for a re-install gets no client: its work waits, nothing is failed.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from app.delivery.health import HealthRecorder, HubSpotCallObserver
 from app.delivery.health_rules import Service
-from app.delivery.hubspot_credentials import stored_access_token
+from app.delivery.hubspot_credentials import OAuthTokenSource, portal_auth, stored_access_token
 from app.integrations.hubspot import HubSpotClient, HubSpotError
+from app.integrations.hubspot.oauth import HubSpotOAuthClient
 from app.integrations.hubspot.setup import ensure_hubspot_setup, stored_template_ids
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
+from app.models import AuthMode
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,17 @@ class HubSpotGateway:
         self._checked_at: dict[int, float] = {}
         self._templates: dict[int, dict[str, str]] = {}
         self._setup_failed_at: dict[int, tuple[float, str]] = {}
+        self._sources: dict[int, OAuthTokenSource] = {}
+        # The app's OAuth client (install, refresh), when HUBSPOT_CLIENT_ID and the secret are set.
+        self.oauth: HubSpotOAuthClient | None = None
+        secret = settings.hubspot_client_secret.get_secret_value() if settings.hubspot_client_secret else ""
+        if settings.hubspot_client_id and secret:
+            self.oauth = HubSpotOAuthClient(
+                self.http,
+                base_url=settings.hubspot_api_base_url,
+                client_id=settings.hubspot_client_id,
+                client_secret=secret,
+            )
         # Every call's outcome, per portal, for /api/v1/status and the outage audit warning.
         self.health = HealthRecorder(engine, Service.HUBSPOT, warn_after_s=settings.delivery_failing_warn_s)
 
@@ -60,23 +78,45 @@ class HubSpotGateway:
         cached = self._clients.get(portal_id)
         if cached is not None and now - self._checked_at.get(portal_id, 0.0) < CREDENTIALS_RECHECK_S:
             return cached
-        # A token stored through the admin API or the OAuth install wins over the environment's.
-        token = stored_access_token(self.engine, self.settings, portal_id)
+        auth = portal_auth(self.engine, portal_id)
+        self._checked_at[portal_id] = now
+        if auth is not None and auth.needs_reinstall:
+            self._drop(portal_id)
+            return None
+        if auth is not None and auth.auth_mode is AuthMode.OAUTH and auth.has_token:
+            return self._oauth_client(portal_id)
+        # A token stored through the admin API wins over the environment's.
+        token = stored_access_token(self.engine, self.settings, portal_id) if auth is not None else None
         if token is None:
             env_token = self.settings.hubspot_access_token
             if portal_id == self.settings.hubspot_portal_id and env_token is not None:
                 token = env_token.get_secret_value() or None
-        self._checked_at[portal_id] = now
         if token is None:
-            self._clients.pop(portal_id, None)
+            self._drop(portal_id)
             return None
-        if cached is not None and self._tokens.get(portal_id) == token:
+        if cached is not None and portal_id not in self._sources and self._tokens.get(portal_id) == token:
             return cached
+        self._sources.pop(portal_id, None)
         self._tokens[portal_id] = token
+        return self._build(portal_id, access_token=token)
+
+    def _oauth_client(self, portal_id: int) -> HubSpotClient:
+        cached = self._clients.get(portal_id)
+        if cached is not None and portal_id in self._sources:
+            return cached
+        self._tokens.pop(portal_id, None)
+        source = OAuthTokenSource(self.engine, self.settings, portal_id, self.oauth)
+        self._sources[portal_id] = source
+        return self._build(portal_id, token_source=source)
+
+    def _build(
+        self, portal_id: int, *, access_token: str | None = None, token_source: OAuthTokenSource | None = None
+    ) -> HubSpotClient:
         client = HubSpotClient(
             self.http,
             base_url=self.settings.hubspot_api_base_url,
-            access_token=token,
+            access_token=access_token,
+            token_source=token_source,
             portal_id=portal_id,
             rate_limiter=self.limiter,
             observer=HubSpotCallObserver(self.health, portal_id),
@@ -85,8 +125,31 @@ class HubSpotGateway:
         self._clients[portal_id] = client
         return client
 
+    def _drop(self, portal_id: int) -> None:
+        self._clients.pop(portal_id, None)
+        self._tokens.pop(portal_id, None)
+        self._sources.pop(portal_id, None)
+
+    def forget(self, portal_id: int) -> None:
+        """Read the portal's credentials and redo its set-up on next use (it was just installed)."""
+        self._drop(portal_id)
+        self._checked_at.pop(portal_id, None)
+        self._templates.pop(portal_id, None)
+        self._setup_failed_at.pop(portal_id, None)
+
+    def token_source(self, portal_id: int) -> OAuthTokenSource | None:
+        """The OAuth portal's token source once its client was built (tests, the install page)."""
+        return self._sources.get(portal_id)
+
     async def setup_for(self, client: HubSpotClient, portal_id: int) -> dict[str, str]:
-        """Make sure properties and templates exist (once per process); return the template ids."""
+        """Make sure properties and templates exist (once per process); return the template ids.
+
+        An OAuth portal's token is made sure of first: a refresh refused (the portal then waits for a
+        re-install) or an outage ends the round before anything is sent, so no attempt is counted.
+        """
+        source = self._sources.get(portal_id)
+        if source is not None:
+            await source()
         if portal_id in self._templates:
             return self._templates[portal_id]
         failed = self._setup_failed_at.get(portal_id)

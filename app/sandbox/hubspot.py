@@ -18,7 +18,9 @@ Every request is counted per ``"METHOD /path/template"`` in ``stats.requests``, 
 The control API under ``/_sandbox/`` needs no token and bypasses the gate:
 ``GET /_sandbox/state?portal=``, ``POST /_sandbox/users``, ``POST /_sandbox/contacts``,
 ``GET|POST /_sandbox/faults``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``; OpenAPI docs at
-``/_sandbox/docs``.
+``/_sandbox/docs``. The app's OAuth server (install, token routes, token info; ``/_sandbox/oauth``
+to uninstall, advance its clock or inject faults) is in ``hubspot_oauth`` and ``hubspot_routes_oauth``;
+its access tokens open the API like the static ones until they expire.
 
 The routes live per resource in ``hubspot_routes_crm`` (contacts, properties, calls),
 ``hubspot_routes_events`` (timeline, marketing events), ``hubspot_routes_settings`` (users, workflow
@@ -38,9 +40,11 @@ from fastapi import FastAPI
 
 from app.sandbox.hubspot_common import CREATE_CALL_ROUTE
 from app.sandbox.hubspot_http import ERROR_HANDLERS, HubSpotTicket, sandbox_of
+from app.sandbox.hubspot_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthServer, OAuthSettings
 from app.sandbox.hubspot_routes_control import control
 from app.sandbox.hubspot_routes_crm import calls, contacts, properties
 from app.sandbox.hubspot_routes_events import marketing, timeline
+from app.sandbox.hubspot_routes_oauth import OAUTH_PREFIX, oauth, oauth_control
 from app.sandbox.hubspot_routes_settings import automation, dated_callbacks, users
 from app.sandbox.hubspot_state import Faults, HubSpotSandbox
 from app.sandbox.sandbox_app import CONTROL_PREFIX, build_sandbox_app
@@ -65,6 +69,9 @@ def create_hubspot_sandbox(
     drop_answer_after_apply: int = 0,
     drop_answer_route: str = CREATE_CALL_ROUTE,
     search_lag_s: float = 0.0,
+    oauth_client_id: str = DEFAULT_CLIENT_ID,
+    oauth_client_secret: str = DEFAULT_CLIENT_SECRET,
+    oauth_access_ttl_s: float = 1800.0,
 ) -> FastAPI:
     """The fake HubSpot. ``tokens`` maps bearer tokens to portal ids (default ``{"sandbox-token": 1}``).
 
@@ -73,6 +80,8 @@ def create_hubspot_sandbox(
     values, restored by ``POST /_sandbox/reset``. With ``strict_properties`` writes of undefined contact
     properties fail like in HubSpot. ``drop_answer_after_apply`` successful requests to
     ``drop_answer_route`` are applied and answered 504; call search trails writes by ``search_lag_s``.
+    The OAuth server (``app.sandbox.hubspot_oauth``) knows the app as ``oauth_client_id`` /
+    ``oauth_client_secret`` and issues access tokens living ``oauth_access_ttl_s``.
     """
     faults = Faults(
         error_rate=error_rate,
@@ -91,17 +100,27 @@ def create_hubspot_sandbox(
         app_id=app_id,
         faults=faults,
         strict_properties=strict_properties,
+        oauth=OAuthServer(
+            client_id=oauth_client_id,
+            client_secret=oauth_client_secret,
+            app_id=str(app_id),
+            initial=OAuthSettings(access_ttl_s=oauth_access_ttl_s),
+        ),
     )
-    return build_sandbox_app(
+    app = build_sandbox_app(
         title="HubSpot sandbox",
         sandbox=sandbox,
         # The routers' order is the order routes are matched and listed in the OpenAPI document.
         api_routers=(contacts, properties, timeline, marketing, calls, users, automation, dated_callbacks),
         control=control,
         error_handlers=ERROR_HANDLERS,
-        guards=lambda path: not path.startswith(CONTROL_PREFIX),
+        # The OAuth routes take no bearer token: the API gate (auth, rate limit) is not theirs.
+        guards=lambda path: not path.startswith((CONTROL_PREFIX, OAUTH_PREFIX)),
         open_ticket=lambda scope, route: HubSpotTicket(sandbox, scope, route),
     )
+    app.include_router(oauth)
+    app.include_router(oauth_control)
+    return app
 
 
 # --------------------------------------------------------------------------------------------------

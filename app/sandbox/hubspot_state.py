@@ -82,6 +82,7 @@ from app.sandbox.hubspot_common import (
     validation_error,
 )
 from app.sandbox.hubspot_marketing import MarketingMixin
+from app.sandbox.hubspot_oauth import OAuthServer
 from app.sandbox.hubspot_records import (
     Call,
     CallbackCompletion,
@@ -313,6 +314,7 @@ class HubSpotSandbox:
         faults: Faults | None = None,
         strict_properties: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        oauth: OAuthServer | None = None,
     ) -> None:
         self.tokens: dict[str, int] = dict(DEFAULT_TOKENS if tokens is None else tokens)
         if not self.tokens:
@@ -331,6 +333,8 @@ class HubSpotSandbox:
         self.action_definitions: dict[str, JSON] = {}
         self.stats = Stats()
         self._next_template_id = 1_000_000
+        # The app's OAuth server (app.sandbox.hubspot_oauth): its access tokens open the API too.
+        self.oauth = oauth or OAuthServer(app_id=self.app_id)
         self.reset()
 
     @property
@@ -351,6 +355,14 @@ class HubSpotSandbox:
         self.action_definitions = {}
         self.stats = Stats()
         self._next_template_id = 1_000_000
+        self.oauth.reset()
+
+    def ensure_portal(self, portal_id: int) -> PortalState:
+        """The portal, made empty when an OAuth install names one the sandbox did not serve yet."""
+        found = self.portals.get(portal_id)
+        if found is None:
+            found = self.portals[portal_id] = PortalState(portal_id, lambda: self.clock())
+        return found
 
     # ---- workflow action definitions (app-level, like templates) --------------------------------------
 
@@ -386,6 +398,8 @@ class HubSpotSandbox:
 
     def portal_for_token(self, token: str | None) -> PortalState | None:
         portal_id = self.tokens.get(token) if token else None
+        if portal_id is None and token:
+            portal_id = self.oauth.portal_for(token)  # None once expired or revoked: a 401
         return self.portals.get(portal_id) if portal_id is not None else None
 
     def set_faults(self, update: FaultsUpdate) -> JSON:

@@ -6,8 +6,10 @@ Only 429, 5xx and transport errors are retried (the attempts and the observer's 
 shared `CallRunner`); every attempt first waits for the portal's rate limiter, and a 429 tells the
 limiter to hold every sender of that portal back.
 
-The bearer token lives only in the per-request headers: it never reaches a log line or an
-exception (exceptions keep the method and path, never the request).
+The bearer token comes from a `TokenSource` before every attempt (a fixed token, or an OAuth
+portal's token that is refreshed before it runs out) and lives only in that request's headers: it
+never reaches a log line or an exception (exceptions keep the method and path, never the request).
+A 401 asks the source once for a fresh token and, when it gives another, sends again once.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -30,6 +33,7 @@ from app.integrations.hubspot.errors import (
     HubSpotUnavailable,
     error_from_response,
 )
+from app.integrations.hubspot.oauth import HubSpotRefreshRefused
 from app.integrations.hubspot.rate_limit import RateLimiter
 from app.integrations.retry import backoff_s, parse_retry_after
 
@@ -48,6 +52,27 @@ class CallObserver(Protocol):
         """A call ended (`error` None: HubSpot answered it) or one attempt got a 429 (then the
         client waits and retries). `began_at`: when the call started. Must not raise."""
         ...
+
+
+class TokenSource(Protocol):
+    """The bearer token for the next request. `refused`: the token HubSpot just answered 401 to;
+    a source that can refresh returns a new one (or one another request already got), else the same.
+    Raises a HubSpotError when no token can be had (retryable for an outage)."""
+
+    async def __call__(self, refused: str | None = None) -> str: ...
+
+
+class StaticToken:
+    """A token copied from the installed app (or HUBSPOT_ACCESS_TOKEN): nothing to refresh."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def __call__(self, refused: str | None = None) -> str:
+        return self._token
+
+    def __repr__(self) -> str:
+        return "StaticToken([redacted])"
 
 
 @dataclass
@@ -104,8 +129,9 @@ class HubSpotTransport:
         http: httpx.AsyncClient,
         *,
         base_url: str,
-        access_token: str,
         portal_id: int,
+        access_token: str | None = None,
+        token_source: TokenSource | None = None,
         rate_limiter: RateLimiter,
         max_attempts: int = 5,
         backoff_base_s: float = 0.5,
@@ -116,13 +142,13 @@ class HubSpotTransport:
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._headers = {
-            "Authorization": f"Bearer {access_token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        # Kept only to scrub it from error text HubSpot might echo back.
-        self._token = access_token
+        if token_source is None:
+            if access_token is None:
+                raise ValueError("HubSpotTransport needs access_token or token_source")
+            token_source = StaticToken(access_token)
+        self._token_source = token_source
+        # The tokens lately sent, kept only to scrub them from error text HubSpot might echo back.
+        self._sent_tokens: deque[str] = deque(maxlen=3)
         self.portal_id = portal_id
         self._limiter = rate_limiter
         self._max_attempts = max_attempts
@@ -146,12 +172,18 @@ class HubSpotTransport:
     # --- transport, retries and error mapping ---------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "[redacted]") if self._token else text
+        for token in self._sent_tokens:
+            text = text.replace(token, "[redacted]")
+        return text
 
     def _scrub_bytes(self, body: bytes) -> bytes:
-        return body.replace(self._token.encode(), b"[redacted]") if self._token else body
+        for token in self._sent_tokens:
+            body = body.replace(token.encode(), b"[redacted]")
+        return body
 
     def _should_retry(self, exc: HubSpotError) -> bool:
+        if isinstance(exc, HubSpotRefreshRefused):
+            return False  # only a re-install helps: the caller parks the work
         if isinstance(exc, HubSpotRateLimited):
             return exc.retry_after_s <= self._max_retry_after_s
         return exc.retryable
@@ -178,15 +210,36 @@ class HubSpotTransport:
     async def _attempt(
         self, method: str, path: str, params: Mapping[str, str] | None, body: Any
     ) -> httpx.Response:
+        token = await self._token_source()
+        response = await self._send(method, path, params, body, token)
+        if response.status_code == 401:
+            # The token may have been revoked or expired early: one fresh token, one more try.
+            fresh = await self._token_source(token)
+            if fresh != token:
+                response = await self._send(method, path, params, body, fresh)
+        if response.is_success:
+            return response
+        await self._fail(response, method, path)
+
+    async def _send(
+        self, method: str, path: str, params: Mapping[str, str] | None, body: Any, token: str
+    ) -> httpx.Response:
         await self._limiter.acquire(self.portal_id)
         self.stats.requests += 1
+        if token not in self._sent_tokens:
+            self._sent_tokens.append(token)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         try:
-            response = await self._http.request(
+            return await self._http.request(
                 method,
                 self._base_url + path,
                 params=params,
                 json=body,
-                headers=self._headers,
+                headers=headers,
             )
         except httpx.TransportError as exc:
             self.stats.transport_errors += 1
@@ -198,9 +251,8 @@ class HubSpotTransport:
                 method=method,
                 path=path,
             ) from exc
-        if response.is_success:
-            return response
 
+    async def _fail(self, response: httpx.Response, method: str, path: str) -> NoReturn:
         retry_after_s = 0.0
         if response.status_code == 429:
             self.stats.rate_limited += 1
