@@ -87,6 +87,15 @@ def is_env_connection(settings: Settings, conn: Connection) -> bool:
     )
 
 
+def _auth_mode(settings: Settings, portal_id: int, portal: HubSpotPortal | None) -> AuthMode:
+    """The portal row's mode; without a row, HUBSPOT_AUTH_MODE for the env portal, else static."""
+    if portal is not None:
+        return AuthMode(portal.auth_mode)
+    return (
+        AuthMode(settings.hubspot_auth_mode) if portal_id == settings.hubspot_portal_id else AuthMode.STATIC
+    )
+
+
 def _view(settings: Settings, conn: Connection, portal: HubSpotPortal | None) -> ConnectionView:
     if conn.id is None:
         raise RuntimeError("a connection is viewed only once it has an id (flushed)")
@@ -106,7 +115,7 @@ def _view(settings: Settings, conn: Connection, portal: HubSpotPortal | None) ->
         zoom_client_id=conn.zoom_client_id or (settings.zoom_client_id if from_env else None),
         zoom_client_secret_set=bool(conn.zoom_client_secret) or (from_env and env_secret),
         hubspot_access_token_set=token_set,
-        auth_mode=portal.auth_mode if portal is not None else AuthMode(settings.hubspot_auth_mode),
+        auth_mode=_auth_mode(settings, conn.portal_id, portal),
         needs_reinstall=portal.needs_reinstall if portal is not None else False,
         hubspot_rate_limit_per_10s=(
             portal.rate_limit_per_10s
