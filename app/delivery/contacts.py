@@ -29,7 +29,7 @@ class ContactDelivery:
         self.facts = facts
 
     async def run(
-        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: object
     ) -> dict[int, Result]:
         emails = sorted({op.email for op in ops if op.email})
         try:

@@ -1,10 +1,10 @@
 """What the per-kind handlers share: their one signature, and the lookups several kinds make.
 
 A handler (`Handler`) gets a portal's HubSpot client, the portal, its operations of one kind and the
-portal's timeline templates, and answers a `Result` for each operation it decides; the dispatcher
-finds it by kind in its table. Every database read here runs in a worker thread
-(asyncio.to_thread): a blocking call on the event loop would stall webhooks and, on SQLite, can
-deadlock with a request that holds the write lock and needs the loop to finish.
+portal's set-up (`PortalSetup`: its timeline writer and template ids), and answers a `Result` for
+each operation it decides; the dispatcher finds it by kind in its table. Every database read here
+runs in a worker thread (asyncio.to_thread): a blocking call on the event loop would stall webhooks
+and, on SQLite, can deadlock with a request that holds the write lock and needs the loop to finish.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ from app.delivery.ops import (
 )
 from app.delivery.values import PersonWebinar, load_people
 from app.integrations.hubspot import HubSpotClient
+from app.integrations.hubspot.setup import PortalSetup
 from app.models import Connection, Webinar
 from app.sync.finality import AttendanceClock, RegistrationClock, attendance_wait_s, registration_wait_s
 from app.sync.inputs import load_settings, webinar_skip_reason
 from app.sync.local_model import WebinarKey
 
-# (client, portal id, the portal's operations of one kind, timeline template ids by name) -> a result
-# per operation decided; one left out waits.
-Handler = Callable[[HubSpotClient, int, list[ClaimedOp], dict[str, str]], Awaitable[dict[int, Result]]]
+# (client, portal id, the portal's operations of one kind, the portal's set-up) -> a result per
+# operation decided; one left out waits.
+Handler = Callable[[HubSpotClient, int, list[ClaimedOp], PortalSetup], Awaitable[dict[int, Result]]]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from app.db import utcnow
+from app.delivery.activity_writer import ActivityKind
 from app.delivery.claim import Leases
 from app.delivery.contacts import ContactDelivery
 from app.delivery.context import DeliveryContext, Handler
@@ -28,7 +29,7 @@ from app.delivery.ops import ClaimedOp, DispatchConfig, Result, Verdict
 from app.delivery.recordings import RecordingDelivery, TranscriptFetcher
 from app.delivery.timeline import TimelineDelivery
 from app.integrations.hubspot import HubSpotClient, HubSpotError
-from app.integrations.hubspot.setup import TEMPLATE_ATTENDANCE, TEMPLATE_REGISTRATION
+from app.integrations.hubspot.setup import PortalSetup
 from app.sync.op_kind import OpKind
 
 __all__ = ["KIND_ORDER", "DispatchConfig", "DispatchOutcome", "Dispatcher"]
@@ -50,7 +51,7 @@ KIND_ORDER = (
 UNKNOWN_KIND_WAIT_S = 60.0
 
 ClientFor = Callable[[int], HubSpotClient | None]
-SetupFor = Callable[[HubSpotClient, int], Awaitable[dict[str, str]]]
+SetupFor = Callable[[HubSpotClient, int], Awaitable[PortalSetup]]
 
 
 def handler_table(
@@ -61,8 +62,8 @@ def handler_table(
     return {
         OpKind.MARKETING_EVENT: marketing.events,
         OpKind.CONTACT_REFRESH: ContactDelivery(ctx, facts).run,
-        OpKind.REGISTRATION_EVENT: TimelineDelivery(ctx, TEMPLATE_REGISTRATION).run,
-        OpKind.ATTENDANCE_EVENT: TimelineDelivery(ctx, TEMPLATE_ATTENDANCE).run,
+        OpKind.REGISTRATION_EVENT: TimelineDelivery(ctx, ActivityKind.REGISTRATION).run,
+        OpKind.ATTENDANCE_EVENT: TimelineDelivery(ctx, ActivityKind.ATTENDANCE).run,
         OpKind.MARKETING_STATE: marketing.states,
         OpKind.MARKETING_COMPLETE: marketing.complete,
         OpKind.RECORDING_CALL: recordings.run,
@@ -142,7 +143,7 @@ class Dispatcher:
             # No credentials for this portal (yet): keep the work, look again later.
             return {op.id: Result(Verdict.WAIT, delay_s=30.0) for op in ops}
         try:
-            templates = await self.setup_for(client, portal_id)
+            setup = await self.setup_for(client, portal_id)
         except HubSpotError as exc:
             # Nothing can be sent before the set-up is sure (HubSpot down, or a property that does
             # not fit). Wait without counting attempts, so delivery resumes within seconds of
@@ -158,7 +159,7 @@ class Dispatcher:
         for kind in KIND_ORDER:
             kind_ops = by_kind.pop(kind, [])
             if kind_ops:
-                results.update(await self.handlers[kind](client, portal_id, kind_ops, templates))
+                results.update(await self.handlers[kind](client, portal_id, kind_ops, setup))
         for leftover in by_kind.values():  # a kind this version does not know: keep it
             results.update({op.id: Result(Verdict.WAIT, delay_s=UNKNOWN_KIND_WAIT_S) for op in leftover})
         return results

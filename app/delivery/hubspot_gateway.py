@@ -20,7 +20,7 @@ from app.delivery.health_rules import Service
 from app.delivery.hubspot_credentials import OAuthTokenSource, portal_auth, stored_access_token
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.oauth import HubSpotOAuthClient
-from app.integrations.hubspot.setup import ensure_hubspot_setup, stored_template_ids
+from app.integrations.hubspot.setup import PortalSetup, ensure_hubspot_setup, portal_setup
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
 from app.models import AuthMode
 
@@ -55,7 +55,7 @@ class HubSpotGateway:
         self._clients: dict[int, HubSpotClient] = {}
         self._tokens: dict[int, str] = {}
         self._checked_at: dict[int, float] = {}
-        self._templates: dict[int, dict[str, str]] = {}
+        self._templates: dict[int, PortalSetup] = {}
         self._setup_failed_at: dict[int, tuple[float, str]] = {}
         self._sources: dict[int, OAuthTokenSource] = {}
         # The app's OAuth client (install, refresh), when HUBSPOT_CLIENT_ID and the secret are set.
@@ -141,8 +141,9 @@ class HubSpotGateway:
         """The OAuth portal's token source once its client was built (tests, the install page)."""
         return self._sources.get(portal_id)
 
-    async def setup_for(self, client: HubSpotClient, portal_id: int) -> dict[str, str]:
-        """Make sure properties and templates exist (once per process); return the template ids.
+    async def setup_for(self, client: HubSpotClient, portal_id: int) -> PortalSetup:
+        """Make sure properties and templates exist and choose the portal's timeline writer (once per
+        process); return what the handlers need (`PortalSetup`).
 
         An OAuth portal's token is made sure of first: a refresh refused (the portal then waits for a
         re-install) or an outage ends the round before anything is sent, so no attempt is counted.
@@ -156,7 +157,14 @@ class HubSpotGateway:
         if failed is not None and time.monotonic() - failed[0] < self.setup_retry_s:
             raise SetupIncompleteError(None, "SETUP", failed[1])
         app_id = self.settings.hubspot_app_id
-        report = await ensure_hubspot_setup(client, self.engine, portal_id=portal_id, app_id=app_id)
+        report = await ensure_hubspot_setup(
+            client,
+            self.engine,
+            portal_id=portal_id,
+            app_id=app_id,
+            timeline_backend=self.settings.hubspot_timeline_backend,
+            app_event_types=self.settings.app_event_types,
+        )
         if not report.ok:
             message = "HubSpot set-up incomplete: " + "; ".join(
                 f"{item.name}: {item.detail}" for item in report.problems
@@ -166,10 +174,10 @@ class HubSpotGateway:
             )
             self._setup_failed_at[portal_id] = (time.monotonic(), message)
             raise SetupIncompleteError(None, "SETUP", message)
-        templates = await asyncio.to_thread(stored_template_ids, self.engine, app_id) if app_id else {}
-        self._templates[portal_id] = templates
+        setup = await asyncio.to_thread(portal_setup, report, self.engine, self.settings)
+        self._templates[portal_id] = setup
         self._setup_failed_at.pop(portal_id, None)
-        return templates
+        return setup
 
     async def aclose(self) -> None:
         await self.http.aclose()

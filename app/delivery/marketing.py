@@ -42,7 +42,7 @@ class MarketingDelivery:
         self.ctx = ctx
 
     async def events(
-        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: object
     ) -> dict[int, Result]:
         keys = [k for op in ops if (k := op.webinar_key)]
         webinars, sync, hosts = await asyncio.to_thread(
@@ -60,7 +60,7 @@ class MarketingDelivery:
         return results
 
     async def complete(
-        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: object
     ) -> dict[int, Result]:
         keys = [k for op in ops if (k := op.webinar_key)]
         webinars, sync, unfinished = await asyncio.to_thread(
@@ -85,7 +85,7 @@ class MarketingDelivery:
         return results
 
     async def states(
-        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: object
     ) -> dict[int, Result]:
         emails = sorted({op.email for op in ops if op.email})
         keys = {k for op in ops if (k := op.webinar_key)}

@@ -15,7 +15,8 @@ For each planned `recording_call` operation:
    search shows new records only after a lag, so an empty answer is trusted only once the create is
    `search_lag_s` old (`after_lost_create`);
 4. every synced attendee's contact not yet reached is associated with the call (batches of 100)
-   and gets a "Zoom: recordable event" with a deterministic id.
+   and gets a "Zoom: recordable event" activity with a deterministic id, through the portal's
+   timeline writer (`activity_writer`: classic event, app event, note, or none when `off`).
 
 A little over 500 lines: the four steps above are one handler whose state (the stored call id, the
 intent marker, the transcript) passes from step to step; cut apart, each piece would need it all.
@@ -35,6 +36,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from app.db import unit_of_work, utcnow
+from app.delivery.activity_writer import Activity, ActivityKind, writer_for
 from app.delivery.facts import contact_ids
 from app.delivery.ops import (
     DONE,
@@ -46,9 +48,9 @@ from app.delivery.ops import (
     excluded_emails,
     hubspot_failure,
 )
-from app.integrations.hubspot import HubSpotClient, HubSpotError, TimelineEvent
+from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.client import may_have_reached_hubspot
-from app.integrations.hubspot.setup import TEMPLATE_RECORDABLE_EVENT, encode_tokens
+from app.integrations.hubspot.setup import PortalSetup
 from app.integrations.zoom.errors import ZoomError, ZoomRecordingNotFound
 from app.models import (
     AuditStatus,
@@ -203,19 +205,17 @@ class RecordingDelivery:
         self.now = now
 
     async def run(
-        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+        self, client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: PortalSetup
     ) -> dict[int, Result]:
         results: dict[int, Result] = {}
         for op in ops:
             try:
-                results[op.id] = await self._one(client, portal_id, op, templates)
+                results[op.id] = await self._one(client, portal_id, op, setup)
             except HubSpotError as exc:
                 results[op.id] = hubspot_failure(exc, "webinar_data_not_synced")
         return results
 
-    async def _one(
-        self, client: HubSpotClient, portal_id: int, op: ClaimedOp, templates: dict[str, str]
-    ) -> Result:
+    async def _one(self, client: HubSpotClient, portal_id: int, op: ClaimedOp, setup: PortalSetup) -> Result:
         job = await asyncio.to_thread(self._load, portal_id, op)
         if job is None:
             return DONE
@@ -244,7 +244,10 @@ class RecordingDelivery:
         for part in chunks(pending, BATCH):
             await client.associate_calls_to_contacts([(call.call_id, contact_id) for contact_id in part])
             await asyncio.to_thread(self._store_call, job, call.call_id, digest, list(part))
-        timeline_error = await self._recordable_events(client, job, templates)
+        failure = await self._recordable_events(client, job, setup)
+        if failure is not None and (failure.verdict is not Verdict.RETRY or failure.retryable):
+            return failure  # HubSpot busy or down: the call record is stored, the activities go again
+        timeline_error = None if failure is None else (failure.error or "recordable events failed")
         await asyncio.to_thread(self._audit_synced, job, call.call_id, timeline_error)
         if timeline_error is not None:
             return Result(
@@ -467,36 +470,32 @@ class RecordingDelivery:
             job.call = RecordingCall(**row.model_dump())
             return job.call
 
-    async def _recordable_events(
-        self, client: HubSpotClient, job: _Job, templates: dict[str, str]
-    ) -> str | None:
-        template_id = templates.get(TEMPLATE_RECORDABLE_EVENT)
-        if template_id is None:
-            return "timeline event templates are not set up (HUBSPOT_APP_ID missing?)"
+    async def _recordable_events(self, client: HubSpotClient, job: _Job, setup: PortalSetup) -> Result | None:
+        """A "Zoom: recordable event" activity on every synced attendee's contact, through the portal's
+        timeline writer; None when all are written (or already were), else the first failure."""
         rec, webinar = job.recording, job.webinar
         start = rec.start_time or webinar.actual_start_at or webinar.scheduled_start_at
-        tokens = encode_tokens(
-            TEMPLATE_RECORDABLE_EVENT,
-            {"topic": rec.topic or webinar.topic, "start_time": start, "recording_url": recording_url(rec)},
-        )
+        values = {
+            "topic": rec.topic or webinar.topic,
+            "start_time": start,
+            "recording_url": recording_url(rec),
+        }
         instance = hashlib.sha256(rec.instance_uuid.encode()).hexdigest()[:12]
-        events = [
-            TimelineEvent(
-                event_template_id=template_id,
-                id=event_id("zoom-rec", f"{webinar.webinar_id}-{instance}", email),
-                object_id=contact_id,
-                tokens=tokens,
-                timestamp=start,
+        activities = [
+            Activity(
+                ActivityKind.RECORDING,
+                event_id("zoom-rec", f"{webinar.webinar_id}-{instance}", email),
+                contact_id,
+                start or self.now(),
+                values,
             )
             for email, contact_id in sorted(job.contacts.items())
         ]
-        for part in chunks(events, BATCH):
-            batch = await client.create_timeline_events(list(part))
-            for problem in batch.errors:
-                if problem.category == "CONFLICT" or "already exists" in problem.message:
-                    continue  # deterministic ids: an existing event is a success
-                return f"{problem.category}: {problem.message}"[:500]
-        return None
+        writer = writer_for(setup, self.engine, job.op.portal_id, batch_size=BATCH)
+        written = await writer.write(client, activities)
+        return next(
+            (r for a in activities if (r := written.get(a.key, DONE)).verdict is not Verdict.DONE), None
+        )
 
     # ---- audit ------------------------------------------------------------------------------------
 

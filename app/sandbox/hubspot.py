@@ -41,6 +41,7 @@ from fastapi import FastAPI
 from app.sandbox.hubspot_common import CREATE_CALL_ROUTE
 from app.sandbox.hubspot_http import ERROR_HANDLERS, HubSpotTicket, sandbox_of
 from app.sandbox.hubspot_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthServer, OAuthSettings
+from app.sandbox.hubspot_routes_activities import app_events, notes
 from app.sandbox.hubspot_routes_control import control
 from app.sandbox.hubspot_routes_crm import calls, contacts, properties
 from app.sandbox.hubspot_routes_events import marketing, timeline
@@ -111,7 +112,10 @@ def create_hubspot_sandbox(
         title="HubSpot sandbox",
         sandbox=sandbox,
         # The routers' order is the order routes are matched and listed in the OpenAPI document.
-        api_routers=(contacts, properties, timeline, marketing, calls, users, automation, dated_callbacks),
+        api_routers=(
+            *(contacts, properties, timeline, marketing, calls, users, automation, dated_callbacks),
+            *(app_events, notes),  # hubspot_routes_activities (CONTRACT §4.2)
+        ),
         control=control,
         error_handlers=ERROR_HANDLERS,
         # The OAuth routes take no bearer token: the API gate (auth, rate limit) is not theirs.

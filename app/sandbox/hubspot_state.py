@@ -58,6 +58,7 @@ from typing import Any
 from app.integrations.hubspot.wire import iso_utc, property_value
 from app.sandbox import gate
 from app.sandbox.gate import GateOutcome, injected_fault
+from app.sandbox.hubspot_activities import ActivitiesMixin, ActivitySettings, AppEventRecord, Note
 from app.sandbox.hubspot_bodies import (
     CallbackBody,
     CallbackInput,
@@ -203,7 +204,7 @@ _SEED_PROPERTIES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-class PortalState(TimelineMixin, MarketingMixin, CallsMixin):
+class PortalState(TimelineMixin, MarketingMixin, CallsMixin, ActivitiesMixin):
     """Everything one HubSpot account holds. Ids are per portal, as in separate HubSpot accounts."""
 
     def __init__(self, portal_id: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -217,6 +218,8 @@ class PortalState(TimelineMixin, MarketingMixin, CallsMixin):
         self.timeline_events: dict[tuple[str, str], TimelineEvent] = {}
         self.marketing_events: dict[tuple[str, str], MarketingEvent] = {}
         self.calls: dict[str, Call] = {}
+        self.app_events: dict[tuple[str, str], AppEventRecord] = {}
+        self.notes: dict[str, Note] = {}
         self.users: list[User] = []
         self.callbacks: list[CallbackCompletion] = []
         self.stats = Stats()
@@ -290,6 +293,7 @@ class PortalState(TimelineMixin, MarketingMixin, CallsMixin):
             "timeline_events": [e.to_json() for e in self.timeline_events.values()],
             "marketing_events": [m.snapshot() for m in self.marketing_events.values()],
             "calls": [c.to_json(with_associations=True) for c in self.calls.values()],
+            **self.activities_snapshot(),
             "users": [u.to_json() for u in self.users],
             "callbacks": [c.to_json() for c in self.callbacks],
             "stats": self.stats.to_json(),
@@ -335,6 +339,7 @@ class HubSpotSandbox:
         self._next_template_id = 1_000_000
         # The app's OAuth server (app.sandbox.hubspot_oauth): its access tokens open the API too.
         self.oauth = oauth or OAuthServer(app_id=self.app_id)
+        self.activities = ActivitySettings()
         self.reset()
 
     @property
@@ -355,6 +360,7 @@ class HubSpotSandbox:
         self.action_definitions = {}
         self.stats = Stats()
         self._next_template_id = 1_000_000
+        self.activities = ActivitySettings()
         self.oauth.reset()
 
     def ensure_portal(self, portal_id: int) -> PortalState:
@@ -480,6 +486,9 @@ class HubSpotSandbox:
 
     def create_template(self, app_id: str, body: TemplateCreate) -> JSON:
         self._check_app(app_id)
+        if self.activities.classic_closed and not self.templates:
+            # An app made after the v3 templates were closed (hubspot_activities).
+            raise SandboxError(403, "FORBIDDEN", "This app cannot create timeline event templates.")
         if body.objectType not in TEMPLATE_OBJECT_TYPES:
             raise validation_error(f"objectType must be one of {', '.join(sorted(TEMPLATE_OBJECT_TYPES))}.")
         if any(t.name == body.name for t in self.templates.values()):

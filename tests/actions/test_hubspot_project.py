@@ -14,12 +14,9 @@ from app.actions.hubspot_project import (
     ACTION_UID,
     APP_FILE,
     APP_UID,
-    OPTIONAL_SCOPES,
     PROJECT_FILE,
     PROJECT_NAME_MAX,
     README_FILE,
-    REQUIRED_SCOPES,
-    SCOPES_BY_FEATURE,
     ProjectError,
     check_public_base_url,
     project_files,
@@ -28,6 +25,7 @@ from app.actions.hubspot_project import (
     write_project,
 )
 from app.actions.rules import ActionCode
+from app.integrations.hubspot.scopes import OPTIONAL_SCOPES, REQUIRED_SCOPES, SCOPES_BY_FEATURE
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_URL = "https://zoom-sync.example.com"

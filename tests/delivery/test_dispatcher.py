@@ -30,7 +30,8 @@ from app.delivery.facts import FactsResolver, db_hubspot_facts
 from app.delivery.ops import event_id
 from app.ingest.replan import enqueue_replan
 from app.integrations.hubspot import HubSpotClient
-from app.models import AuditEntry, Connection, OutboxOp, PortalSettings, Registration
+from app.integrations.hubspot.setup import PortalSetup
+from app.models import AuditEntry, Connection, OutboxOp, PortalSettings, Registration, TimelineBackend
 from app.queue_status import status_counts
 from app.sandbox.zoom_webhooks import WebinarScenario
 from app.sync.inbox_processor import InboxProcessor
@@ -431,8 +432,8 @@ class Harness:
         )
 
     @staticmethod
-    async def _setup(client: HubSpotClient, portal_id: int) -> dict[str, str]:
-        return dict(TEMPLATES)
+    async def _setup(client: HubSpotClient, portal_id: int) -> PortalSetup:
+        return PortalSetup(TimelineBackend.CLASSIC, dict(TEMPLATES))
 
     async def round(self) -> DispatchOutcome:
         outcome = await self.dispatcher.run_once()

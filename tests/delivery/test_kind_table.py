@@ -1,5 +1,5 @@
 """The dispatcher's kind -> handler table: every kind has its one handler, a round calls them in
-KIND_ORDER with the portal's templates, and a kind this version does not know waits (no attempt)."""
+KIND_ORDER with the portal's set-up, and a kind this version does not know waits (no attempt)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from app.delivery.dispatcher import KIND_ORDER, UNKNOWN_KIND_WAIT_S, Dispatcher,
 from app.delivery.facts import FactsResolver
 from app.delivery.ops import DONE, ClaimedOp, Result, Verdict
 from app.integrations.hubspot import HubSpotClient
-from app.models import OutboxOp, OutboxState
+from app.integrations.hubspot.setup import PortalSetup
+from app.models import OutboxOp, OutboxState, TimelineBackend
 from app.sync.op_kind import OpKind
 from tests.fixtures.databases import Database
 from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
@@ -25,14 +26,14 @@ from tests.fixtures.service import ACCOUNT_ID, PORTAL_ID
 pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 4, 2, 15, 0, tzinfo=UTC)
-TEMPLATES = {"Zoom webinar registration": "t-reg"}
+SETUP = PortalSetup(TimelineBackend.CLASSIC, {"Zoom webinar registration": "t-reg"})
 CLIENT = cast(HubSpotClient, object())  # never called: the handlers are replaced or not reached
 FUTURE_KIND = "zoom_poll_answer"  # planned by a newer version during a rollout
 
 
 def dispatcher(engine: Engine) -> Dispatcher:
-    async def setup(client: HubSpotClient, portal_id: int) -> dict[str, str]:
-        return dict(TEMPLATES)
+    async def setup(client: HubSpotClient, portal_id: int) -> PortalSetup:
+        return SETUP
 
     return Dispatcher(
         engine,
@@ -83,14 +84,14 @@ def test_every_kind_has_exactly_one_handler_and_one_place_in_the_order() -> None
 
 async def test_a_round_calls_each_kinds_handler_in_kind_order_with_only_its_operations() -> None:
     d = dispatcher(create_engine("sqlite://"))
-    calls: list[tuple[str, list[int], dict[str, str]]] = []
+    calls: list[tuple[str, list[int], PortalSetup]] = []
 
     def recording(kind: OpKind) -> Handler:
         async def handle(
-            client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+            client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: PortalSetup
         ) -> dict[int, Result]:
             assert client is CLIENT and portal_id == PORTAL_ID
-            calls.append((kind, [o.id for o in ops], templates))
+            calls.append((kind, [o.id for o in ops], setup))
             return {o.id: DONE for o in ops}
 
         return handle
@@ -102,7 +103,7 @@ async def test_a_round_calls_each_kinds_handler_in_kind_order_with_only_its_oper
     results = await d._portal_round(PORTAL_ID, ops)
     assert [kind for kind, _, _ in calls] == list(KIND_ORDER)
     assert dict((kind, ids) for kind, ids, _ in calls)[OpKind.CONTACT_REFRESH] == [6, 99]
-    assert all(templates == TEMPLATES for _, _, templates in calls)
+    assert all(setup is SETUP for _, _, setup in calls)
     assert results == {o.id: DONE for o in ops}
 
 
@@ -111,7 +112,7 @@ async def test_an_unknown_kind_waits_a_minute_while_the_known_kinds_go() -> None
     sent: list[int] = []
 
     async def handle(
-        client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], templates: dict[str, str]
+        client: HubSpotClient, portal_id: int, ops: list[ClaimedOp], setup: PortalSetup
     ) -> dict[int, Result]:
         sent.extend(o.id for o in ops)
         return {o.id: DONE for o in ops}

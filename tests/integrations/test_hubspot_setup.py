@@ -31,7 +31,7 @@ from app.integrations.hubspot import (
 from app.integrations.hubspot.setup import ensure_hubspot_setup
 from app.integrations.hubspot.setup_properties import CONTACT_PROPERTIES, PROPERTY_GROUP
 from app.integrations.hubspot.setup_report import ItemKind, ItemStatus, SetupReport
-from app.integrations.hubspot.setup_store import store_created, stored_template_ids
+from app.integrations.hubspot.setup_store import store_created, stored_template_ids, stored_timeline_backend
 from app.integrations.hubspot.setup_templates import (
     EVENT_TEMPLATES,
     TEMPLATE_ATTENDANCE,
@@ -41,7 +41,7 @@ from app.integrations.hubspot.setup_templates import (
     encode_tokens,
 )
 from app.migrations import upgrade_to_head
-from app.models import HubSpotSetupItem
+from app.models import AuthMode, HubSpotPortal, HubSpotSetupItem, TimelineBackend
 from app.sandbox.hubspot import create_hubspot_sandbox, sandbox_of
 from tests.fixtures.databases import Database
 
@@ -358,7 +358,10 @@ async def test_without_app_id_templates_are_skipped(
     assert {item.name for item in skipped} == set(CONTRACT_TEMPLATES)
     assert all(item.kind is ItemKind.EVENT_TEMPLATE for item in skipped)
     assert "HUBSPOT_APP_ID" in (skipped[0].detail or "")
-    assert "timeline events cannot be sent" in report.render()
+    # Without an app id there are no classic templates: activities are written as notes (CONTRACT §4.2).
+    assert "Timeline activities: notes" in report.render()
+    assert report.timeline_backend is TimelineBackend.NOTES
+    assert stored_timeline_backend(database.engine, PORTAL) is TimelineBackend.NOTES
     assert len(report.created) == 5
     requests = sandbox_of(sandbox).stats.requests
     assert requests[TEMPLATE_LIST] == 0 and requests[TEMPLATE_CREATE] == 0
@@ -605,3 +608,115 @@ def test_cli_setup_refuses_a_schema_that_is_behind(tmp_path: Path) -> None:
         assert tables == []
     finally:
         engine.dispose()
+
+
+# --- the timeline writer (CONTRACT §4.2) ------------------------------------------------------------
+
+EVENT_TYPES = {"registration": "zoom_reg", "attendance": "zoom_att", "recording": "zoom_rec"}
+
+
+async def run_timeline(
+    hubspot: HubSpotClient, database: Database, backend: str = "auto", *, event_types: bool = False
+) -> SetupReport:
+    return await ensure_hubspot_setup(
+        hubspot,
+        database.engine,
+        portal_id=PORTAL,
+        app_id=APP_ID,
+        timeline_backend=backend,
+        app_event_types=EVENT_TYPES if event_types else None,
+    )
+
+
+def oauth_portal(database: Database) -> None:
+    with unit_of_work(database.engine) as session:
+        session.add(
+            HubSpotPortal(
+                portal_id=PORTAL, auth_mode=AuthMode.OAUTH, access_token="sealed", refresh_token="r"
+            )
+        )
+
+
+async def test_auto_with_templates_refused_for_a_new_app_writes_notes_and_is_not_blocked(
+    database: Database, hubspot: HubSpotClient, sandbox: FastAPI
+) -> None:
+    sandbox_of(sandbox).activities.classic_closed = True
+
+    report = await run_timeline(hubspot, database)
+
+    assert report.ok, report.render()  # delivery is not held back: notes go instead
+    assert report.timeline_backend is TimelineBackend.NOTES
+    templates = [item for item in report.items if item.kind is ItemKind.EVENT_TEMPLATE]
+    assert {item.status for item in templates} == {ItemStatus.SKIPPED}
+    assert all("403" in (item.detail or "") and "note" in (item.detail or "") for item in templates)
+    assert "Timeline activities: notes (HubSpot refused classic timeline templates" in report.render()
+    assert stored_timeline_backend(database.engine, PORTAL) is TimelineBackend.NOTES
+    assert creates(sandbox)[TEMPLATE_CREATE] == 1  # the first refusal stops the section
+    assert sandbox_of(sandbox).templates == {}
+
+
+async def test_forced_classic_refused_for_a_new_app_is_a_problem(
+    database: Database, hubspot: HubSpotClient, sandbox: FastAPI
+) -> None:
+    sandbox_of(sandbox).activities.classic_closed = True
+
+    report = await run_timeline(hubspot, database, "classic")
+
+    assert not report.ok
+    assert report.timeline_backend is TimelineBackend.CLASSIC
+    kinds = {item.kind for item in report.problems}
+    assert kinds == {ItemKind.EVENT_TEMPLATE, ItemKind.TIMELINE}
+    [timeline] = [item for item in report.problems if item.kind is ItemKind.TIMELINE]
+    assert "HUBSPOT_TIMELINE_BACKEND=classic cannot work" in (timeline.detail or "")
+
+
+async def test_the_closed_flag_spares_an_app_that_already_has_templates(
+    database: Database, hubspot: HubSpotClient, sandbox: FastAPI
+) -> None:
+    assert (await run_timeline(hubspot, database)).timeline_backend is TimelineBackend.CLASSIC
+    sandbox_of(sandbox).activities.classic_closed = True
+
+    again = await run_timeline(hubspot, database)
+
+    assert again.ok and again.timeline_backend is TimelineBackend.CLASSIC
+    assert {item.status for item in again.items if item.kind is ItemKind.EVENT_TEMPLATE} == {ItemStatus.FOUND}
+
+
+async def test_auto_picks_app_events_for_an_oauth_portal_and_keeps_its_tokens(
+    database: Database, hubspot: HubSpotClient, sandbox: FastAPI
+) -> None:
+    oauth_portal(database)
+
+    report = await run_timeline(hubspot, database, event_types=True)
+
+    assert report.ok and report.timeline_backend is TimelineBackend.APP_EVENTS
+    assert sandbox_of(sandbox).stats.requests[TEMPLATE_LIST] == 0  # no classic templates asked for
+    with unit_of_work(database.engine) as session:
+        row = session.get(HubSpotPortal, PORTAL)
+        assert row is not None
+        assert (row.timeline_backend, row.auth_mode) == (TimelineBackend.APP_EVENTS, AuthMode.OAUTH)
+        assert (row.access_token, row.refresh_token) == ("sealed", "r")  # only the one column changed
+
+
+async def test_forced_app_events_on_a_static_portal_is_a_problem(
+    database: Database, hubspot: HubSpotClient, sandbox: FastAPI
+) -> None:
+    report = await run_timeline(hubspot, database, "app_events", event_types=True)
+
+    assert not report.ok
+    [problem] = report.problems
+    assert problem.kind is ItemKind.TIMELINE and "static" in (problem.detail or "")
+    assert stored_timeline_backend(database.engine, PORTAL) is TimelineBackend.APP_EVENTS
+    assert sandbox_of(sandbox).stats.requests[TEMPLATE_LIST] == 0
+
+
+@pytest.mark.parametrize("backend", ["notes", "off"])
+async def test_forced_notes_or_off_is_stored_and_shown(
+    database: Database, hubspot: HubSpotClient, sandbox: FastAPI, backend: str
+) -> None:
+    report = await run_timeline(hubspot, database, backend)
+
+    assert report.ok and report.timeline_backend is TimelineBackend(backend)
+    assert f"Timeline activities: {backend} (HUBSPOT_TIMELINE_BACKEND={backend}" in report.render()
+    assert stored_timeline_backend(database.engine, PORTAL) is TimelineBackend(backend)
+    assert sandbox_of(sandbox).stats.requests[TEMPLATE_LIST] == 0

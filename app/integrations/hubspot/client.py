@@ -2,7 +2,7 @@
 
 Every method returns typed results (never raw responses) and raises `HubSpotError` subclasses.
 `HubSpotClient` is one class made of one part per API area (`contacts`, `timeline`,
-`marketing_events`, `engagements`, `workflow_actions`), all on `transport.HubSpotTransport`,
+`marketing_events`, `engagements`, `notes`, `workflow_actions`), all on `transport.HubSpotTransport`,
 which sends the requests: retries on 429, 5xx and transport errors only, the portal's rate limiter
 before every attempt, the bearer token kept out of logs and exceptions.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from app.integrations.hubspot.contacts import ContactsApi
 from app.integrations.hubspot.engagements import CallsApi
 from app.integrations.hubspot.marketing_events import MarketingEventsApi
+from app.integrations.hubspot.notes import NotesApi
 from app.integrations.hubspot.timeline import TimelineApi
 from app.integrations.hubspot.transport import may_have_reached_hubspot
 from app.integrations.hubspot.wire import BATCH_LIMIT
@@ -22,7 +23,7 @@ from app.integrations.hubspot.workflow_actions import WorkflowActionsApi
 __all__ = ["BATCH_LIMIT", "HubSpotClient", "may_have_reached_hubspot"]
 
 
-class HubSpotClient(ContactsApi, TimelineApi, MarketingEventsApi, CallsApi, WorkflowActionsApi):
+class HubSpotClient(ContactsApi, TimelineApi, MarketingEventsApi, CallsApi, NotesApi, WorkflowActionsApi):
     """Typed access to the HubSpot APIs this service uses, for one portal.
 
     `http` is shared with the rest of the process and owned by the caller (built in the app's

@@ -2,8 +2,10 @@
 
 What is needed, and the set-up step for each, lives with its subject: `setup_properties` (the
 property group and contact properties, per portal), `setup_templates` (the timeline event
-templates, per public app, and how their tokens are encoded); `setup_store` keeps the ids found or
-created in `hubspot_setup_item`, and `setup_report` says what a run did.
+templates, per public app, and how their tokens are encoded), `setup_timeline` (which writer the
+portal's timeline activities go through, CONTRACT §4.2); `setup_store` keeps the ids found or
+created in `hubspot_setup_item` and the chosen writer in `hubspot_portal`, and `setup_report` says
+what a run did.
 
 `ensure_hubspot_setup` looks every item up by name first and creates only what is missing. It never
 modifies or deletes anything that exists in HubSpot: an existing item that does not fit (a property
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import httpx
 from pydantic import ValidationError
@@ -30,7 +34,7 @@ from app.db import make_engine
 from app.integrations.hubspot import HubSpotClient, HubSpotError
 from app.integrations.hubspot.setup_properties import ensure_portal_items
 from app.integrations.hubspot.setup_report import ItemKind, ItemStatus, SetupItem, SetupReport
-from app.integrations.hubspot.setup_store import stored_template_ids
+from app.integrations.hubspot.setup_store import portal_auth_mode, store_timeline_backend, stored_template_ids
 from app.integrations.hubspot.setup_templates import (
     EVENT_TEMPLATES,
     TEMPLATE_ATTENDANCE,
@@ -39,8 +43,10 @@ from app.integrations.hubspot.setup_templates import (
     encode_tokens,
     ensure_templates,
 )
+from app.integrations.hubspot.setup_timeline import AUTO, TemplatesOutcome, choose_timeline, needs_templates
 from app.integrations.shared_rate_limit import DatabaseRateLimiter
 from app.migrations import schema_problem
+from app.models import TimelineBackend
 
 # The TEMPLATE_* names, encode_tokens and stored_template_ids live in setup_templates/setup_store;
 # they are named here too because app.delivery (dispatcher, recordings, hubspot_gateway) imports
@@ -49,9 +55,11 @@ __all__ = [
     "TEMPLATE_ATTENDANCE",
     "TEMPLATE_RECORDABLE_EVENT",
     "TEMPLATE_REGISTRATION",
+    "PortalSetup",
     "encode_tokens",
     "ensure_hubspot_setup",
     "missing_settings",
+    "portal_setup",
     "run_setup_command",
     "setup_from_settings",
     "stored_template_ids",
@@ -59,30 +67,95 @@ __all__ = [
 
 
 async def ensure_hubspot_setup(
-    client: HubSpotClient, engine: Engine, *, portal_id: int, app_id: str | None
+    client: HubSpotClient,
+    engine: Engine,
+    *,
+    portal_id: int,
+    app_id: str | None,
+    timeline_backend: str = AUTO,
+    app_event_types: Mapping[str, str] | None = None,
 ) -> SetupReport:
-    """Make sure the property group, the contact properties and (with an app id) the timeline event
-    templates exist; create only what is missing and record the ids. Idempotent and safe to run from
-    several processes at once.
+    """Make sure the property group, the contact properties and (when the portal's timeline writer
+    needs them) the classic timeline event templates exist; create only what is missing and record
+    the ids; choose the portal's timeline writer (`setup_timeline`) and store it. Idempotent and safe
+    to run from several processes at once.
 
     HubSpot failures never escape: they become report entries (`ItemStatus.PROBLEM`), as does an
-    existing item that does not fit, which is never modified. Without `app_id` the templates are
-    `SKIPPED`: timeline events then cannot be sent. Database errors do propagate.
+    existing item that does not fit, which is never modified, and a forced timeline writer that
+    cannot work. Classic templates HubSpot refuses to create under `auto` are `SKIPPED` (notes are
+    written instead). Database errors do propagate.
     """
+    app = str(app_id).strip() if app_id is not None and str(app_id).strip() else None
     report = SetupReport(portal_id=portal_id, app_id=app_id)
     report.items.extend(await ensure_portal_items(client, engine, portal_id))
-    if app_id is None or not str(app_id).strip():
-        detail = (
-            "no HubSpot app id (HUBSPOT_APP_ID): the timeline event templates cannot be set up, "
-            "so timeline events cannot be sent"
-        )
-        report.items.extend(
+    auth_mode = await asyncio.to_thread(portal_auth_mode, engine, portal_id)
+    has_event_types = bool(app_event_types)
+    templates: TemplatesOutcome | None = None
+    template_items: list[SetupItem] = []
+    if needs_templates(timeline_backend, has_event_types=has_event_types, auth_mode=auth_mode, app_id=app):
+        template_items = await ensure_templates(client, engine, str(app))
+        templates = _templates_outcome(template_items)
+    choice = choose_timeline(
+        timeline_backend,
+        has_event_types=has_event_types,
+        auth_mode=auth_mode,
+        app_id=app,
+        templates=templates,
+    )
+    if templates is None:
+        detail = _why_no_templates(choice.backend, app)
+        template_items = [
             SetupItem(ItemKind.EVENT_TEMPLATE, t.name, ItemStatus.SKIPPED, detail=detail)
             for t in EVENT_TEMPLATES
+        ]
+    refused_as = ItemStatus.PROBLEM if choice.problem is not None else ItemStatus.SKIPPED
+    report.items.extend(
+        SetupItem(item.kind, item.name, refused_as, detail=f"{item.detail}; {choice.reason}")
+        if item.status is ItemStatus.REFUSED
+        else item
+        for item in template_items
+    )
+    if choice.problem is not None:
+        report.items.append(
+            SetupItem(ItemKind.TIMELINE, choice.backend.value, ItemStatus.PROBLEM, detail=choice.problem)
         )
-    else:
-        report.items.extend(await ensure_templates(client, engine, str(app_id).strip()))
+    report.timeline_backend, report.timeline_reason = choice.backend, choice.reason
+    await asyncio.to_thread(store_timeline_backend, engine, portal_id, choice.backend)
     return report
+
+
+@dataclass(frozen=True)
+class PortalSetup:
+    """What delivery needs from a portal's set-up: its timeline writer and what that writer names
+    (classic template ids by name, app event type names by activity)."""
+
+    timeline_backend: TimelineBackend
+    templates: Mapping[str, str] = field(default_factory=dict)
+    app_event_types: Mapping[str, str] = field(default_factory=dict)
+
+
+def portal_setup(report: SetupReport, engine: Engine, settings: Settings) -> PortalSetup:
+    """The `PortalSetup` after a successful set-up run (`report.ok`); reads the stored template ids."""
+    backend = report.timeline_backend or TimelineBackend.OFF  # every run chooses one
+    app_id = settings.hubspot_app_id
+    templates = stored_template_ids(engine, app_id) if backend is TimelineBackend.CLASSIC and app_id else {}
+    return PortalSetup(backend, templates, dict(settings.app_event_types))
+
+
+def _templates_outcome(items: list[SetupItem]) -> TemplatesOutcome:
+    if any(item.status is ItemStatus.REFUSED for item in items):
+        return TemplatesOutcome.REFUSED
+    if any(item.status is ItemStatus.PROBLEM for item in items):
+        return TemplatesOutcome.PROBLEM
+    return TemplatesOutcome.READY
+
+
+def _why_no_templates(backend: TimelineBackend, app_id: str | None) -> str:
+    if backend is TimelineBackend.CLASSIC or (backend is TimelineBackend.NOTES and app_id is None):
+        return "no HubSpot app id (HUBSPOT_APP_ID): the classic timeline event templates cannot be set up" + (
+            "" if backend is TimelineBackend.CLASSIC else "; timeline activities are written as notes"
+        )
+    return f"not used: timeline activities go through {backend.value}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,7 +206,14 @@ async def setup_from_settings(settings: Settings, engine: Engine) -> SetupReport
             portal_id=portal_id,
             rate_limiter=limiter,
         )
-        return await ensure_hubspot_setup(client, engine, portal_id=portal_id, app_id=settings.hubspot_app_id)
+        return await ensure_hubspot_setup(
+            client,
+            engine,
+            portal_id=portal_id,
+            app_id=settings.hubspot_app_id,
+            timeline_backend=settings.hubspot_timeline_backend,
+            app_event_types=settings.app_event_types,
+        )
 
 
 def run_setup_command(settings: Settings | None = None) -> int:
@@ -165,10 +245,12 @@ def run_setup_command(settings: Settings | None = None) -> int:
     finally:
         engine.dispose()
     print(report.render())
-    if report.templates_skipped:
+    if report.timeline_backend is TimelineBackend.OFF:
+        print("warning: HUBSPOT_TIMELINE_BACKEND=off: no timeline activity is written.", file=sys.stderr)
+    elif report.timeline_backend is TimelineBackend.NOTES and not settings.hubspot_app_id:
         print(
-            "warning: HUBSPOT_APP_ID is not set, so no timeline event templates: timeline events "
-            "(registration, attendance, recordings) cannot be sent.",
+            "note: HUBSPOT_APP_ID is not set, so no classic timeline event templates: registrations, "
+            "attendance and recordings are written as notes on the contacts.",
             file=sys.stderr,
         )
     return EXIT_OK if report.ok else EXIT_PROBLEMS

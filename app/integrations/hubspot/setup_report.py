@@ -15,6 +15,7 @@ from app.integrations.hubspot import (
     HubSpotServerError,
     HubSpotUnavailable,
 )
+from app.models import TimelineBackend
 
 # Errors that concern HubSpot or the connection as a whole, not one item: the rest of the section
 # would fail the same way, so it stops after one problem entry.
@@ -29,6 +30,7 @@ class ItemKind(StrEnum):
     PROPERTY_GROUP = "property group"
     CONTACT_PROPERTY = "contact property"
     EVENT_TEMPLATE = "timeline event template"
+    TIMELINE = "timeline backend"  # a forced backend that cannot work (CONTRACT §4.2)
 
 
 class ItemStatus(StrEnum):
@@ -36,6 +38,9 @@ class ItemStatus(StrEnum):
     FOUND = "found"  # already there, usable as is
     PROBLEM = "problem"  # exists but does not fit, or could not be checked/created
     SKIPPED = "skipped"  # not attempted (e.g. no app id for templates)
+    # HubSpot refused to create it (classic templates of an app that never had any); the set-up turns
+    # it into SKIPPED (auto: notes instead) or PROBLEM (classic forced) before the report is returned.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class SetupReport:
     portal_id: int
     app_id: str | None
     items: list[SetupItem] = field(default_factory=list)
+    # The portal's timeline writer chosen by this run (stored in hubspot_portal.timeline_backend).
+    timeline_backend: TimelineBackend | None = None
+    timeline_reason: str = ""
 
     def _with(self, status: ItemStatus) -> list[SetupItem]:
         return [item for item in self.items if item.status is status]
@@ -117,5 +125,7 @@ class SetupReport:
                 lines.append(f"  - {item.kind.value}: {item.name}{ident}")
                 if item.detail:
                     lines.append(f"      {item.detail}")
+        if self.timeline_backend is not None:
+            lines.append(f"Timeline activities: {self.timeline_backend.value} ({self.timeline_reason})")
         lines.append("Result: " + ("OK" if self.ok else f"{len(self.problems)} problem(s) to fix in HubSpot"))
         return "\n".join(lines)

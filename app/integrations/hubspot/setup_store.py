@@ -5,6 +5,8 @@
 * scope `"app:<appId>"`: the timeline event templates (they belong to the public app, not to a
   portal); `external_id` is HubSpot's template id, which timeline events must name.
 
+And the timeline writer chosen for a portal, in its `hubspot_portal` row (`timeline_backend`).
+
 Writes are single INSERT … ON CONFLICT statements, so set-up runs in several processes at once agree.
 """
 
@@ -16,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from app.db import dialect_insert, unit_of_work, utcnow
-from app.models import HubSpotSetupItem
+from app.models import AuthMode, HubSpotPortal, HubSpotSetupItem, TimelineBackend
 
 
 def portal_scope(portal_id: int) -> str:
@@ -80,3 +82,37 @@ def store_created(engine: Engine, scope: str, name: str, external_id: str, stale
             select(_TABLE.c.external_id).where(_TABLE.c.scope == scope, _TABLE.c.name == name)
         ).scalar_one()
     return str(stored)
+
+
+# ---- the portal's timeline writer (hubspot_portal.timeline_backend) ------------------------------------
+
+_PORTAL: Any = HubSpotPortal.__table__  # type: ignore[attr-defined]
+
+
+def portal_auth_mode(engine: Engine, portal_id: int) -> AuthMode:
+    """How the portal's token was obtained; a portal with no row is the env-configured, static one."""
+    with unit_of_work(engine) as session:
+        mode = session.execute(select(_PORTAL.c.auth_mode).where(_PORTAL.c.portal_id == portal_id)).scalar()
+    return AuthMode(mode) if mode is not None else AuthMode.STATIC
+
+
+def store_timeline_backend(engine: Engine, portal_id: int, backend: TimelineBackend) -> None:
+    """Record the portal's timeline writer: that one column (and `updated_at`), never the tokens; a
+    portal with no row yet (the env-configured one) gets a row holding just this."""
+    now = utcnow()
+    stmt = dialect_insert(engine, _PORTAL).values(
+        portal_id=portal_id, auth_mode=AuthMode.STATIC.value, timeline_backend=backend.value, updated_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["portal_id"], set_={"timeline_backend": backend.value, "updated_at": now}
+    )
+    with unit_of_work(engine) as session:
+        session.execute(stmt)
+
+
+def stored_timeline_backend(engine: Engine, portal_id: int) -> TimelineBackend | None:
+    with unit_of_work(engine) as session:
+        value = session.execute(
+            select(_PORTAL.c.timeline_backend).where(_PORTAL.c.portal_id == portal_id)
+        ).scalar()
+    return TimelineBackend(value) if value is not None else None

@@ -284,8 +284,23 @@ async def ensure_templates(client: HubSpotClient, engine: Engine, app_id: str) -
         try:
             item = await _ensure_template(client, engine, app_id, wanted, listed, stored.get(wanted.name))
         except HubSpotError as exc:
-            if isinstance(exc, SECTION_FATAL):
+            if isinstance(exc, SECTION_FATAL) or refused_for_new_app(exc, listed):
                 fatal = exc
-            item = SetupItem(kind, wanted.name, ItemStatus.PROBLEM, detail=str(exc))
+            status = ItemStatus.REFUSED if refused_for_new_app(exc, listed) else ItemStatus.PROBLEM
+            item = SetupItem(kind, wanted.name, status, detail=str(exc))
         items.append(item)
+    if fatal is not None and refused_for_new_app(fatal, listed):
+        # Not one template could be made: the rest were not tried, and are refused the same way.
+        items = [
+            SetupItem(kind, item.name, ItemStatus.REFUSED, detail=item.detail)
+            if item.status is ItemStatus.PROBLEM
+            else item
+            for item in items
+        ]
     return items
+
+
+def refused_for_new_app(exc: HubSpotError, listed: Sequence[EventTemplate]) -> bool:
+    """HubSpot refusing a template create (403, or 400) for an app that lists none: classic v3
+    templates are closed to apps that never had any ("requests to this endpoint will fail")."""
+    return not listed and exc.status in (400, 403)
