@@ -18,6 +18,7 @@ from app.actions.config import ActionConfig
 from app.actions.resources import build_action_resources
 from app.actions.service import ActionService
 from app.api import (
+    admin_connections,
     admin_settings,
     admin_sync,
     admin_webinars,
@@ -82,7 +83,7 @@ def create_app(
             state = AppState(settings=cfg, engine=engine, read_engine=read_engine, inbox_writer=writer)
             app.state.app_state = state
             stop = asyncio.Event()
-            zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine)
+            zoom = ZoomGateway(cfg, transport=zoom_transport, engine=engine, read_engine=read_engine)
             hubspot = HubSpotGateway(cfg, engine, transport=hubspot_transport) if cfg.run_worker else None
             # The OAuth install's callback stores tokens and runs the set-up: with the worker's gateway
             # when it runs here (its cached clients then see the new tokens at once), else its own.
@@ -144,6 +145,7 @@ def create_app(
     app.include_router(admin_settings.router)
     app.include_router(admin_webinars.router)
     app.include_router(admin_sync.router)
+    app.include_router(admin_connections.router)
     app.include_router(health.router)
     return app
 

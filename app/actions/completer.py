@@ -69,7 +69,7 @@ class Completer:
         row_id = int(row.id or 0)
         result.executed += 1
         try:
-            ctx = await asyncio.to_thread(self.store.context, req.portal_id)
+            ctx = await asyncio.to_thread(self.store.context, req)
             zoom = self.zoom_for(ctx.zoom_account_id, False) if ctx.zoom_account_id else None
             executed = await execute(req, ctx, zoom, self.cache)
         except RetryLater as exc:

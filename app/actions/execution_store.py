@@ -17,9 +17,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.actions.config import ActionConfig
-from app.actions.executor import Executed, PortalContext
+from app.actions.executor import BUSINESS_UNIT_PROPERTY, Executed, PortalContext
 from app.actions.registration_event import store_registration_event
-from app.actions.rules import ActionFailure, ActionRequest, ActionSuccess, block_output
+from app.actions.rules import (
+    ActionFailure,
+    ActionRequest,
+    ActionSuccess,
+    UnitConnection,
+    block_output,
+    connection_for_contact,
+)
 from app.db import dialect_insert, unit_of_work, utcnow
 from app.models import ActionExecution, ActionState, CallbackState, Connection, PortalSettings
 
@@ -53,16 +60,26 @@ def log_finished(req: ActionRequest, output: dict[str, str]) -> None:
     )
 
 
-def context_in(session: Any, portal_id: int) -> PortalContext:
-    """The portal's primary Zoom account and its global sync switch."""
+def context_in(session: Any, portal_id: int, business_units: str | None = None) -> PortalContext:
+    """The portal's Zoom account for a contact of `business_units` (its
+    `hs_all_assigned_business_unit_ids`, W3 per connection) and its global sync switch."""
     connections = (
-        session.execute(select(Connection).where(col(Connection.portal_id) == portal_id)).scalars().all()
+        session.execute(
+            select(Connection).where(col(Connection.portal_id) == portal_id).order_by(col(Connection.id))
+        )
+        .scalars()
+        .all()
     )
-    primary = next((c for c in connections if c.is_primary and c.business_unit_id == 0), None)
+    units = [UnitConnection(c.zoom_account_id, c.business_unit_id, c.is_primary) for c in connections]
+    chosen = connection_for_contact(units, business_units)
+    # Refused for its business unit, the request still names the portal's primary account.
+    fallback = next((u for u in units if u.is_primary), units[0] if units else None)
+    account = chosen or fallback
     settings = session.get(PortalSettings, portal_id)
     return PortalContext(
-        zoom_account_id=primary.zoom_account_id if primary else None,
+        zoom_account_id=account.zoom_account_id if account else None,
         global_sync_enabled=settings.global_sync_enabled if settings else True,
+        business_unit_ok=chosen is not None,
     )
 
 
@@ -88,7 +105,7 @@ class ExecutionStore:
             seen = session.execute(
                 select(ActionExecution).where(col(ActionExecution.callback_id) == req.callback_id)
             ).scalar_one_or_none()
-            return seen, context_in(session, req.portal_id)
+            return seen, context_in(session, req.portal_id, req.properties.get(BUSINESS_UNIT_PROPERTY))
 
     def record_blocked(
         self, req: ActionRequest, ctx: PortalContext, reason: str, retry_after_s: float | None
@@ -198,9 +215,9 @@ class ExecutionStore:
                 row.attempts += 1
             return rows
 
-    def context(self, portal_id: int) -> PortalContext:
+    def context(self, req: ActionRequest) -> PortalContext:
         with unit_of_work(self.engine) as session:
-            return context_in(session, portal_id)
+            return context_in(session, req.portal_id, req.properties.get(BUSINESS_UNIT_PROPERTY))
 
     def block(self, row_id: int, reason: str, retry_after_s: float | None, account_id: str | None) -> None:
         with unit_of_work(self.engine) as session:

@@ -73,9 +73,14 @@ class RetryLater(Exception):
 class PortalContext:
     """What the service knows of the portal that sent the request."""
 
-    zoom_account_id: str | None  # the primary business unit's connected Zoom account
+    # The Zoom account the request registers in: the connection of the contact's business unit
+    # (W3), else the portal's primary one; None when the portal has no connection at all.
+    zoom_account_id: str | None
     global_sync_enabled: bool
     connected_user_email: str | None = None
+    # Whether one of the portal's connections serves the contact's business units (W3, decided with
+    # the connections by `execution_store.context_in`); None: the primary business unit (0) alone.
+    business_unit_ok: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +163,10 @@ def precheck(request: ActionRequest, ctx: PortalContext) -> tuple[str, str, Cont
         )
     if not ctx.global_sync_enabled:
         return ActionFailure(ActionCode.SYNC_DISABLED, "Zoom sync is turned off for this HubSpot account")
-    if not in_primary_business_unit(request.properties.get(BUSINESS_UNIT_PROPERTY)):
+    business_unit_ok = ctx.business_unit_ok
+    if business_unit_ok is None:
+        business_unit_ok = in_primary_business_unit(request.properties.get(BUSINESS_UNIT_PROPERTY))
+    if not business_unit_ok:
         return ActionFailure(
             ActionCode.NOT_PRIMARY_BUSINESS_UNIT,
             "Only contacts of the primary business unit can be registered: its Zoom account is the "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -183,12 +183,37 @@ def normalize_webinar_id(raw: str | None) -> str | ActionFailure:
     return cleaned
 
 
+def business_unit_ids(value: str | None) -> set[str]:
+    """`hs_all_assigned_business_unit_ids` is `;`-separated (commas tolerated); empty: none at all."""
+    if value is None:
+        return set()
+    return {part.strip() for part in value.replace(",", ";").split(";") if part.strip()}
+
+
 def in_primary_business_unit(value: str | None) -> bool:
-    """W3: `hs_all_assigned_business_unit_ids` is `;`-separated; empty means no business units at all."""
-    if value is None or not value.strip():
-        return True
-    ids = {part.strip() for part in value.replace(",", ";").split(";") if part.strip()}
-    return "0" in ids
+    """W3 for a portal with the one primary connection (business unit 0)."""
+    ids = business_unit_ids(value)
+    return not ids or "0" in ids
+
+
+@dataclass(frozen=True, slots=True)
+class UnitConnection:
+    """One of a portal's connections, as W3 sees it: which business unit reaches which Zoom account."""
+
+    zoom_account_id: str
+    business_unit_id: int
+    is_primary: bool
+
+
+def connection_for_contact(connections: Sequence[UnitConnection], value: str | None) -> UnitConnection | None:
+    """W3 per connection: the connection whose business unit the contact is assigned to, primary ones
+    first, in the order given; a contact with no business unit at all belongs to the primary one.
+    None: no connection of the portal serves the contact's business units."""
+    ids = business_unit_ids(value)
+    ordered = sorted(connections, key=lambda c: not c.is_primary)  # stable: keeps the given order
+    if not ids:
+        return next((c for c in ordered if c.is_primary), None)
+    return next((c for c in ordered if str(c.business_unit_id) in ids), None)
 
 
 @dataclass(frozen=True, slots=True)

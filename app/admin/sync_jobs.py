@@ -14,11 +14,23 @@ from app.config import Settings
 from app.models import SyncJob
 from app.pull.backfill import open_backfill_in, parse_range
 from app.pull.schedule import request_sync_now
+from app.sync.inputs import accounts_with_zoom_app
 
 SYNC_NOW_NEEDS_ZOOM = (
     "Sync now needs Zoom API access: set ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"
+    " (or the connection's zoom_client_id and zoom_client_secret)"
 )
 BACKFILL_NEEDS_ZOOM = "backfill needs Zoom API access for this portal's Zoom account"
+
+
+def zoom_api_accounts(session: Session, settings: Settings, accounts: Sequence[str]) -> set[str]:
+    """Those of `accounts` the service can call Zoom's REST API for: the env account with
+    ZOOM_CLIENT_ID / ZOOM_CLIENT_SECRET, or one whose app is stored on a connection."""
+    usable = accounts_with_zoom_app(session, accounts)
+    env_account = settings.zoom_account_id
+    if settings.has_zoom_api and env_account is not None and env_account in accounts:
+        usable.add(env_account)
+    return usable
 
 
 def request_sync(
@@ -26,7 +38,7 @@ def request_sync(
 ) -> tuple[SyncJob, bool]:
     """(the Sync now job, whether it is new): one already queued or running is shared."""
     webinar = find_webinar(session, portal_id, webinar_id)
-    if not settings.has_zoom_api or settings.zoom_account_id != webinar.zoom_account_id:
+    if not zoom_api_accounts(session, settings, [webinar.zoom_account_id]):
         raise NoZoomApiAccess(SYNC_NOW_NEEDS_ZOOM)
     return request_sync_now(session, portal_id, webinar.zoom_account_id, webinar.webinar_id)
 
@@ -37,9 +49,11 @@ def start_backfill(
     """(the backfill job, whether an unfinished one for the same range was resumed); queued for the
     job loop. `users`: Zoom user ids or emails, empty for all users."""
     accounts = portal_account_ids(session, portal_id)
-    account = settings.zoom_account_id
-    if account is None or not settings.has_zoom_api or account not in accounts:
+    usable = zoom_api_accounts(session, settings, accounts)
+    if not usable:
         raise NoZoomApiAccess(BACKFILL_NEEDS_ZOOM)
+    # The env account first (as before several connections), else the first one with an app.
+    account = next(a for a in [settings.zoom_account_id, *accounts] if a in usable)
     try:
         period = parse_range(start.isoformat(), end.isoformat())
     except ValueError as exc:

@@ -22,11 +22,11 @@ from sqlmodel import Session, col
 from app.db import database_unreachable, unit_of_work, utcnow
 from app.ingest.replan import REPLAN_EVENT, replan_key
 from app.metrics import INBOX_PROCESSED
-from app.models import AuditStatus, InboxEvent, InboxState
+from app.models import AuditStatus, Connection, InboxEvent, InboxState
 from app.pull.schedule import schedule_details, schedule_reconcile
 from app.sync.audit import AuditCode, add_audit_event, refresh_webinar_audit
 from app.sync.events import BadEventError, ParsedEvent, parse_event
-from app.sync.inputs import connections_for
+from app.sync.inputs import accounts_with_zoom_app, connections_for
 from app.sync.local_model import (
     Changes,
     WebinarKey,
@@ -206,6 +206,7 @@ class InboxProcessor:
         self._apply_and_plan(session, parsed, replans)
         for part in chunks(done, 500):
             _finish(session, list(part), InboxState.DONE, now)
+        _note_unconnected(session, done, _accounts_of(parsed))
         outcome.done += len(done)
         return outcome
 
@@ -227,8 +228,16 @@ class InboxProcessor:
             scopes[key].attendee_keys |= persons
         for key in changes.recordings:
             scopes[key].recordings = True
-        if self.config.zoom_api:
-            for key in changes.webinars_created:
+        # Pulls only for accounts the service can call Zoom for: the env account's app (settings)
+        # or one stored on a connection (admin API).
+        pulled = changes.webinars_created | changes.webinars_ended
+        with_app = accounts_with_zoom_app(session, {k[0] for k in pulled}) if pulled else set()
+
+        def zoom_api(key: WebinarKey) -> bool:
+            return self.config.zoom_api or key[0] in with_app
+
+        for key in changes.webinars_created:
+            if zoom_api(key):
                 schedule_details(session, *key)
         for key in changes.webinar_meta_changed | changes.webinars_created:
             scopes[key].webinar_changed = True
@@ -236,7 +245,7 @@ class InboxProcessor:
             scopes[key].everyone = True  # e.g. the URL of P2 became known after contacts were written
         for key in changes.webinars_ended:
             scopes[key].everyone = True  # attendance is final: plan E2 and P1/P4 for everyone
-            if self.config.zoom_api and self.config.reconcile_delay_s > 0:
+            if zoom_api(key) and self.config.reconcile_delay_s > 0:
                 ended = webinars.get(key)
                 end_at = ended.actual_end_at if ended is not None and ended.actual_end_at else utcnow()
                 # Zoom's reports lag behind: attendance webhooks lost are filled in by one pull later.
@@ -328,6 +337,52 @@ class ClaimedEvent:
     id: int
     event: str
     raw_body: bytes
+
+
+NO_CONNECTION = (
+    "no connection for Zoom account {account}: kept in the local model, synced to a portal once one "
+    "is connected (POST /api/v1/connections)"
+)
+
+
+# One warning per unconnected account and minute: a busy account must not flood the log.
+NO_CONNECTION_WARN_S = 60.0
+_warned_at: dict[str, float] = {}
+
+
+def _accounts_of(events: list[ParsedEvent]) -> set[str]:
+    accounts: set[str] = set()
+    for e in events:
+        for fact in (e.meta, e.registration, e.mark, e.recording):
+            if fact is not None:
+                accounts.add(fact.account_id)
+    return accounts
+
+
+def _note_unconnected(session: Session, ids: list[int], accounts: set[str]) -> None:
+    """Events of a Zoom account with no connection reach no portal: their rows say why (and a warning
+    is logged), instead of looking like events that were synced."""
+    if not accounts or not ids:
+        return
+    connected = set(
+        session.execute(
+            select(col(Connection.zoom_account_id)).where(
+                col(Connection.zoom_account_id).in_(sorted(accounts))
+            )
+        ).scalars()
+    )
+    for account in sorted(accounts - connected):
+        note = NO_CONNECTION.format(account=account)
+        for part in chunks(ids, 500):
+            session.execute(
+                update(InboxEvent)
+                .where(col(InboxEvent.id).in_(list(part)), col(InboxEvent.zoom_account_id) == account)
+                .values(last_error=note)
+            )
+        last = _warned_at.get(account)
+        if last is None or time.monotonic() - last >= NO_CONNECTION_WARN_S:
+            _warned_at[account] = time.monotonic()
+            log.warning("events of a Zoom account with no connection", extra={"zoom_account_id": account})
 
 
 def _finish(

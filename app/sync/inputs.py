@@ -4,9 +4,10 @@ rules again when it sends)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import Connection, PortalSettings, Recording, Webinar, ZoomUser
 from app.sync.rules import HostFacts, PortalRules, WebinarFacts, WebinarSkipReason, webinar_decision
@@ -72,6 +73,22 @@ def webinar_skip_reason(
 
 def connections_for(session: Session, account_id: str) -> list[Connection]:
     return list(session.exec(select(Connection).where(Connection.zoom_account_id == account_id)).all())
+
+
+def accounts_with_zoom_app(session: Session, accounts: Iterable[str]) -> set[str]:
+    """Those of `accounts` whose Server-to-Server app is stored on a connection (admin API): the
+    service can call Zoom's REST API for them (the env account's app is in the settings instead)."""
+    wanted = sorted(set(accounts))
+    if not wanted:
+        return set()
+    found = session.exec(
+        select(Connection.zoom_account_id).where(
+            col(Connection.zoom_account_id).in_(wanted),
+            col(Connection.zoom_client_id).is_not(None),
+            col(Connection.zoom_client_secret).is_not(None),
+        )
+    ).all()
+    return set(found)
 
 
 def load_settings(session: Session, portal_id: int) -> PortalSettings:

@@ -14,6 +14,8 @@ from tests.fixtures.databases import Database
 from tests.fixtures.e2e import (
     ACTION_PATH,
     HOST_EMAIL,
+    ZOOM_CLIENT_ID,
+    ZOOM_CLIENT_SECRET,
     Harness,
     action_body,
     harness,
@@ -22,7 +24,7 @@ from tests.fixtures.e2e import (
     signed_action,
     zoom_sandbox_app,
 )
-from tests.fixtures.service import ADMIN, PORTAL_ID
+from tests.fixtures.service import ACCOUNT_ID, ADMIN, PORTAL_ID
 
 pytestmark = pytest.mark.anyio
 
@@ -144,6 +146,48 @@ async def test_primary_business_unit_contact_registers(database: Database) -> No
         wid = await new_webinar(h)
         out = await run_action(h.client, action_body("cb-bu0", wid, business_units="0;12"))
         assert out["hs_execution_state"] == "SUCCESS"
+
+
+async def test_business_units_per_connection(database: Database) -> None:
+    """W3 per connection: portal 4242 (env, primary business unit 0) and portal 5252, whose one
+    connection serves business unit 7 with another Zoom account; 4242 also serves unit 7 through
+    that account. Each contact registers in the account of its business unit's connection."""
+    other_portal, other_account = 5252, "acct_unit_seven"
+    accounts = {ACCOUNT_ID: (ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET), other_account: ("client-7", "secret-7")}
+    async with harness(
+        database, zoom_kwargs={"accounts": accounts}, app_secret_key="business-unit-test-key"
+    ) as h:
+        for portal_id in (other_portal, PORTAL_ID):
+            body = {
+                "zoom_account_id": other_account,
+                "hubspot_portal_id": portal_id,
+                "business_unit_id": 7,
+                "primary": False,
+                "zoom_client_id": "client-7",
+                "zoom_client_secret": "secret-7",
+            }
+            r = await h.client.post("/api/v1/connections", json=body, headers=ADMIN)
+            assert r.status_code == 201, r.text
+        main_wid = await new_webinar(h)
+        unit_wid = str((await h.zoom.create_webinar(account_id=other_account, topic="Unit 7")).result["id"])
+
+        async def state(callback: str, wid: str, units: str | None, portal_id: int) -> dict[str, str]:
+            body = action_body(callback, wid, business_units=units, portal_id=portal_id)
+            return await run_action(h.client, body)
+
+        # Portal 5252: only unit 7 is connected.
+        assert (await state("w3-1", unit_wid, "7", other_portal))["hs_execution_state"] == "SUCCESS"
+        for n, units in enumerate(("0", None, "12")):
+            out = await state(f"w3-2-{n}", unit_wid, units, other_portal)
+            assert out["error_code"] == "not_primary_business_unit", out
+        # Portal 4242: unit 0 reaches the env account, unit 7 the other one, unit 12 nothing.
+        assert (await state("w3-3", main_wid, "0", PORTAL_ID))["hs_execution_state"] == "SUCCESS"
+        assert (await state("w3-4", unit_wid, "7", PORTAL_ID))["hs_execution_state"] == "SUCCESS"
+        out = await state("w3-5", main_wid, "7", PORTAL_ID)  # unit 7's account has no such webinar
+        assert out["error_code"] == "webinar_not_found", out
+        assert (await state("w3-6", main_wid, "12", PORTAL_ID))["error_code"] == "not_primary_business_unit"
+        assert len(registrants(h, unit_wid)) == 1  # the same contact, registered once per webinar
+        assert len(registrants(h, main_wid)) == 1
 
 
 async def test_bad_requests_are_refused_and_nothing_is_done(database: Database) -> None:

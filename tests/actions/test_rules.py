@@ -12,7 +12,9 @@ from app.actions.rules import (
     ActionRequest,
     BadActionRequest,
     Contact,
+    UnitConnection,
     check_contact,
+    connection_for_contact,
     extra_required_fields_failure,
     in_primary_business_unit,
     is_host,
@@ -49,6 +51,37 @@ def test_webinar_id_refused(raw: str | None) -> None:
 )
 def test_business_unit(value: str | None, primary: bool) -> None:
     assert in_primary_business_unit(value) is primary
+
+
+UNITS = [
+    UnitConnection("acct-eu", 7, is_primary=False),
+    UnitConnection("acct-main", 0, is_primary=True),
+    UnitConnection("acct-us", 12, is_primary=False),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "account"),
+    [
+        (None, "acct-main"),  # no business unit at all: the primary connection
+        ("", "acct-main"),
+        ("0", "acct-main"),
+        ("7", "acct-eu"),
+        ("12;7", "acct-eu"),  # several: the first connection in the given order
+        ("0;12", "acct-main"),  # primary connections first
+        ("99", None),
+    ],
+)
+def test_connection_for_contact(value: str | None, account: str | None) -> None:
+    chosen = connection_for_contact(UNITS, value)
+    assert (chosen.zoom_account_id if chosen else None) == account
+
+
+def test_connection_for_contact_without_primary() -> None:
+    units = [UnitConnection("acct-eu", 7, is_primary=False)]
+    assert connection_for_contact(units, None) is None
+    assert connection_for_contact(units, "7") == units[0]
+    assert connection_for_contact([], "0") is None
 
 
 def _request(**props: str) -> ActionRequest:

@@ -81,7 +81,14 @@ def fuzz_app(database: Database, caplog: pytest.LogCaptureFixture) -> Iterator[F
     _seed(database)
     caplog.set_level(logging.WARNING)
     app = create_app(
-        make_settings(database, hubspot_client_secret=HS_CLIENT_SECRET, public_base_url=PUBLIC_BASE_URL)
+        make_settings(
+            database,
+            hubspot_client_secret=HS_CLIENT_SECRET,
+            public_base_url=PUBLIC_BASE_URL,
+            # Connections with secrets are stored (encrypted), so their write paths are fuzzed too;
+            # without a key they are refused with 503 by design (tests/api/test_admin_connections.py).
+            app_secret_key="fuzz-app-secret-key",
+        )
     )
     try:
         yield app

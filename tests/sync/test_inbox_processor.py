@@ -87,3 +87,29 @@ def test_an_event_the_database_always_refuses_is_isolated_and_the_rest_drains(
     assert failed[0].last_error and "INSERT" not in failed[0].last_error  # the reason, not the SQL
     assert "null" in failed[0].last_error.lower() or "NOT NULL" in failed[0].last_error
     assert sorted(r.state for r in rows if r is not failed[0]) == ["done"] * 5
+
+
+def test_events_of_an_unconnected_account_say_why_they_reach_no_portal(database: Database) -> None:
+    """A connected account's events are done with no note; another account's are kept in the local
+    model (a later connection plans them) and their rows name the missing connection."""
+    store_registrations(database, "87000000003", 1)
+    stray = WebinarScenario(
+        account_id="acct_unconnected",
+        webinar_id="87000000004",
+        host_id="h2",
+        host_email="h2@x.com",
+        topic="t",
+        start=T0,
+    )
+    stray.created(at=T0 - timedelta(days=2))
+    stray.register("stray@example.com", "S", "Tray", at=T0 - timedelta(days=1))
+    store_events(database, stray.envelopes)
+    InboxProcessor(database.engine, ProcessorConfig(batch_size=50)).run_once()
+    with Session(database.engine) as session:
+        rows = session.exec(select(InboxEvent)).all()
+        webinars = session.execute(text("SELECT zoom_account_id FROM webinar ORDER BY zoom_account_id")).all()
+    assert {r.state for r in rows} == {"done"}
+    notes = {r.zoom_account_id: r.last_error for r in rows}
+    assert notes[ACCOUNT_ID] is None
+    assert notes["acct_unconnected"] == inbox_processor.NO_CONNECTION.format(account="acct_unconnected")
+    assert [w[0] for w in webinars] == ["acct_test_01", "acct_unconnected"]
